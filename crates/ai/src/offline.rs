@@ -1,0 +1,102 @@
+//! The offline answerer: full-text search proposes candidates, [`match_score`] decides.
+//!
+//! BM25 scores are relative (they depend on the collection), so they rank candidates but cannot say "this
+//! is a good enough match". The threshold therefore applies to [`match_score`], an absolute 0..=1 overlap of
+//! content words, which behaves the same on SQLite and PostgreSQL.
+
+use crate::{Answer, AnswerSource, MatchedQa};
+use mtdesk_domain::text::content_terms;
+use mtdesk_storage::{Chatbot, Store, StorageError};
+
+/// A pair is used only at or above this score; below it the fallback reply is given. 0.5 means, for
+/// example, that a two-word question must share both words with the pair's question, or that half of
+/// the words of both questions agree.
+pub const MATCH_THRESHOLD: f64 = 0.5;
+
+/// How many full-text candidates are re-scored.
+const CANDIDATES: i64 = 8;
+
+/// How well a customer's `message` matches a Q&A pair, in 0..=1.
+///
+/// The Dice overlap of content words between the message and the pair's question, or, if higher, 0.6 ×
+/// the share of the message's words found in the answer (so "do you ship to Canada?" finds "Which
+/// countries do you deliver to?" → "…the US and Canada…" only when most words are there).
+pub fn match_score(message: &str, question: &str, answer: &str) -> f64 {
+    let m = content_terms(message);
+    if m.is_empty() {
+        return 0.0;
+    }
+    let q = content_terms(question);
+    let a = content_terms(answer);
+    let in_q = m.iter().filter(|t| q.contains(t)).count() as f64;
+    let dice = if q.is_empty() {
+        0.0
+    } else {
+        2.0 * in_q / (m.len() + q.len()) as f64
+    };
+    let in_a = m.iter().filter(|t| a.contains(t) || q.contains(t)).count() as f64;
+    let answer_cover = 0.6 * in_a / m.len() as f64;
+    dice.max(answer_cover)
+}
+
+pub(crate) async fn answer(store: &Store, bot: &Chatbot, message: &str) -> Result<Answer, StorageError> {
+    let terms = content_terms(message);
+    let candidates = store
+        .search_qa_pairs(&bot.account_id, &bot.id, &terms, CANDIDATES)
+        .await?;
+    // Candidates come best-first from full-text search; a strictly higher match score wins, so ties keep
+    // the search engine's order.
+    let mut best: Option<(f64, &mtdesk_storage::QaMatch)> = None;
+    for c in &candidates {
+        let s = match_score(message, &c.pair.question, &c.pair.answer);
+        if best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, c));
+        }
+    }
+    Ok(match best {
+        Some((score, c)) if score >= MATCH_THRESHOLD => Answer {
+            text: c.pair.answer.clone(),
+            source: AnswerSource::QaPair,
+            answered_by: "offline",
+            matched: Some(MatchedQa {
+                id: c.pair.id.to_string(),
+                question: c.pair.question.clone(),
+                score: (score * 1000.0).round() / 1000.0,
+            }),
+            notice: None,
+            latency_ms: 0,
+        },
+        _ => Answer {
+            text: bot.settings.fallback_reply.clone(),
+            source: AnswerSource::Fallback,
+            answered_by: "offline",
+            matched: None,
+            notice: None,
+            latency_ms: 0,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_scores_separate_good_and_bad_matches() {
+        let cases = [
+            ("How do I get a refund?", "Can I get a refund?", "Yes, within 30 days.", true),
+            ("refund", "What is your refund policy?", "30 days.", true),
+            ("What are your opening hours on Sunday?", "Opening hours?", "9 to 5.", true),
+            ("do you ship to canada", "Where do you ship?", "We ship to the US and Canada.", true),
+            ("What's the weather like?", "Can I get a refund?", "Yes, within 30 days.", false),
+            ("Can I pay by card?", "Can I get a refund?", "Yes, within 30 days.", false),
+            ("", "Can I get a refund?", "Yes.", false),
+            ("???", "Can I get a refund?", "Yes.", false),
+        ];
+        for (msg, q, a, good) in cases {
+            let s = match_score(msg, q, a);
+            assert_eq!(s >= MATCH_THRESHOLD, good, "{msg:?} vs {q:?}: {s}");
+            assert!((0.0..=1.0).contains(&s));
+        }
+    }
+}

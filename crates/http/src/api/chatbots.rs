@@ -1,0 +1,150 @@
+//! `/api/v1/chatbots[/{id}]`: create, list, read, update and delete chatbots.
+
+use crate::auth::ApiAccount;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, path_id};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use mtdesk_domain::{ChatbotDraft, ChatbotId, ChatbotSettings};
+use mtdesk_storage::Chatbot;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/chatbots", get(list).post(create))
+        .route("/chatbots/{id}", get(get_one).patch(update).delete(delete))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatbotView {
+    pub id: String,
+    pub name: String,
+    /// The persona and rules the bot follows.
+    pub instructions: String,
+    /// offline, openrouter, fireworks, minimax, moonshot or openai_compat.
+    pub provider: String,
+    pub model: String,
+    pub temperature: f64,
+    /// Sent when the bot has no answer.
+    pub fallback_reply: String,
+    /// Answer only from the knowledge base, never from the model's general knowledge.
+    pub knowledge_only: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<Chatbot> for ChatbotView {
+    fn from(c: Chatbot) -> Self {
+        let s = c.settings;
+        Self {
+            id: c.id.to_string(),
+            name: s.name,
+            instructions: s.instructions,
+            provider: s.provider.as_str().to_string(),
+            model: s.model,
+            temperature: s.temperature,
+            fallback_reply: s.fallback_reply,
+            knowledge_only: s.knowledge_only,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Fields of a chatbot. On create only `name` is required; on update every field is optional and only
+/// the ones given change.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ChatbotInput {
+    pub name: Option<String>,
+    pub instructions: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// 0 to 2.
+    pub temperature: Option<f64>,
+    pub fallback_reply: Option<String>,
+    pub knowledge_only: Option<bool>,
+}
+
+impl ChatbotInput {
+    pub fn draft(&self) -> ChatbotDraft<'_> {
+        ChatbotDraft {
+            name: self.name.as_deref(),
+            instructions: self.instructions.as_deref(),
+            provider: self.provider.as_deref(),
+            model: self.model.as_deref(),
+            temperature: self.temperature,
+            fallback_reply: self.fallback_reply.as_deref(),
+            knowledge_only: self.knowledge_only,
+        }
+    }
+}
+
+/// Your chatbots, oldest first.
+#[utoipa::path(get, path = "/api/v1/chatbots", tag = "chatbots", security(("bearer" = [])),
+    responses((status = 200, body = [ChatbotView]), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult<Json<Vec<ChatbotView>>> {
+    let bots = state.store.list_chatbots(&account).await?;
+    Ok(Json(bots.into_iter().map(Into::into).collect()))
+}
+
+/// Create a chatbot.
+#[utoipa::path(post, path = "/api/v1/chatbots", tag = "chatbots", security(("bearer" = [])),
+    request_body = ChatbotInput,
+    responses((status = 201, body = ChatbotView), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    ApiJson(input): ApiJson<ChatbotInput>,
+) -> ApiResult<(StatusCode, Json<ChatbotView>)> {
+    let settings = input.draft().apply(&ChatbotSettings::defaults())?;
+    let bot = state.store.insert_chatbot(&account, &settings).await?;
+    Ok((StatusCode::CREATED, Json(bot.into())))
+}
+
+/// One chatbot.
+#[utoipa::path(get, path = "/api/v1/chatbots/{id}", tag = "chatbots", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = ChatbotView), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ChatbotView>> {
+    let id = path_id(&id, ChatbotId::parse)?;
+    Ok(Json(state.store.find_chatbot(&account, &id).await?.into()))
+}
+
+/// Change a chatbot's settings; fields not given keep their value.
+#[utoipa::path(patch, path = "/api/v1/chatbots/{id}", tag = "chatbots", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = ChatbotInput,
+    responses((status = 200, body = ChatbotView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ChatbotInput>,
+) -> ApiResult<Json<ChatbotView>> {
+    let id = path_id(&id, ChatbotId::parse)?;
+    let bot = state.store.find_chatbot(&account, &id).await?;
+    let settings = input.draft().apply(&bot.settings)?;
+    Ok(Json(state.store.update_chatbot(&account, &id, &settings).await?.into()))
+}
+
+/// Delete a chatbot and all its Q&A pairs.
+#[utoipa::path(delete, path = "/api/v1/chatbots/{id}", tag = "chatbots", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = path_id(&id, ChatbotId::parse)?;
+    state.store.delete_chatbot(&account, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

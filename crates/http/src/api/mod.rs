@@ -1,0 +1,79 @@
+//! The JSON API under `/api/v1`, documented by `/api/v1/openapi.json` (generated from these handlers).
+
+pub mod account;
+pub mod chat;
+pub mod chatbots;
+pub mod qa;
+pub mod tokens;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "MT Desk API",
+        description = "Build customer-service chatbots from your own knowledge. Authenticate with `Authorization: Bearer <token>` (create tokens under My Account or with `mtdesk admin token create`). Errors are `{\"error\": \"snake_code\", \"message\": \"…\"}`.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    paths(
+        account::sign_up, account::get_account, account::update_account, account::delete_account,
+        tokens::list, tokens::create, tokens::revoke,
+        chatbots::list, chatbots::create, chatbots::get_one, chatbots::update, chatbots::delete,
+        qa::list, qa::create, qa::get_one, qa::update, qa::delete, qa::import,
+        chat::chat,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "account", description = "Your account: sign up, profile, deletion"),
+        (name = "tokens", description = "API tokens"),
+        (name = "chatbots", description = "Chatbots and their settings"),
+        (name = "qa", description = "Q&A pairs of a chatbot"),
+        (name = "chat", description = "Ask a chatbot"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .merge(account::router())
+        .merge(tokens::router())
+        .merge(chatbots::router())
+        .merge(qa::router())
+        .merge(chat::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            (
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                Json(ErrorBody {
+                    error: "method_not_allowed",
+                    message: "this method is not allowed on this resource".into(),
+                    field: None,
+                }),
+            )
+                .into_response()
+        })
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,160 @@
+//! MT Desk's HTTP layer: the JSON API under `/api/v1`, `/healthz`, `/metrics`, and the plumbing the
+//! dashboard shares (state, authentication, CSRF, errors, security headers).
+//!
+//! Handlers are thin: parse into domain types, call one function in [`services`] or the store, map the
+//! result. Every route that touches account data takes the account from the token and passes it to the
+//! store, which scopes every query by it: another account's id is a 404, never data.
+
+pub mod api;
+pub mod auth;
+pub mod csv_import;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod services;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use mtdesk_storage::{FileStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use auth::PasswordParams;
+pub use error::{ApiError, ApiResult};
+
+/// What the web layer needs from the configuration, parsed once by the binary.
+#[derive(Clone)]
+pub struct WebConfig {
+    /// Where users reach the service, e.g. `https://desk.example.com` (no trailing slash).
+    pub public_url: String,
+    /// Cookies get `Secure` when the public URL is https.
+    pub secure_cookies: bool,
+    /// The instance secret (from `MTDESK_SECRET_KEY` or the generated key file): keys the CSRF HMAC.
+    pub secret_key: Vec<u8>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    pub password: PasswordParams,
+    pub session_ttl: Duration,
+    /// Failed logins allowed per account and per IP within `throttle_window`.
+    pub throttle_per_account: usize,
+    pub throttle_per_ip: usize,
+    pub throttle_window: Duration,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("public_url", &self.public_url)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("secret_key", &"<redacted>")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("password", &self.password)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub files: FileStore,
+    pub config: Arc<WebConfig>,
+    pub throttle: Arc<auth::LoginThrottle>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// A hash of a random password with the current parameters: verified against when an email is
+    /// unknown, so a failed login costs the same either way.
+    pub dummy_hash: String,
+}
+
+impl AppState {
+    pub fn new(store: Store, files: FileStore, config: WebConfig) -> anyhow::Result<Self> {
+        let dummy_hash = config.password.hash_blocking(&auth::random_hex(16))?;
+        Ok(Self {
+            store,
+            files,
+            throttle: Arc::new(auth::LoginThrottle::new(
+                config.throttle_window,
+                config.throttle_per_account,
+                config.throttle_per_ip,
+            )),
+            config: Arc::new(config),
+            metrics: Arc::new(metrics::Metrics::default()),
+            dummy_hash,
+        })
+    }
+}
+
+/// The whole application: API, health, metrics, plus the `pages` router (the dashboard), with the
+/// layers every response gets: metrics, body limit, security headers, panic catching, tracing.
+pub fn app(state: AppState, pages: Router<AppState>) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .nest("/api/v1", api::router())
+        .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(security_headers())
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Headers on every response: a strict CSP (no inline scripts, no framing), nosniff, no referrer leaks.
+fn security_headers() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    tower::layer::util::Stack<
+        SetResponseHeaderLayer<HeaderValue>,
+        tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, SetResponseHeaderLayer<HeaderValue>>,
+    >,
+> {
+    let csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+               object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    tower::layer::util::Stack::new(
+        SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        ),
+        tower::layer::util::Stack::new(
+            SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            tower::layer::util::Stack::new(
+                SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+                SetResponseHeaderLayer::if_not_present(
+                    HeaderName::from_static("referrer-policy"),
+                    HeaderValue::from_static("same-origin"),
+                ),
+            ),
+        ),
+    )
+}
+
+/// `GET /healthz`: 200 when the database answers, 503 when it does not.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ok", "database": "ok"})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unavailable", "database": "unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,176 @@
+//! Accounts: the tenant row every other row hangs from.
+
+use crate::{Result, Store, catalogue};
+use mtdesk_domain::{AccountId, AccountUpdate, NewAccount, now_ms};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// An account as stored. `password_hash` is an Argon2id PHC string; it never leaves the server.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: AccountId,
+    pub email: String,
+    pub name: String,
+    pub company: String,
+    pub password_hash: String,
+    pub age_confirmed_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at";
+
+fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        id: AccountId::from_db(r.try_get("id")?),
+        email: r.try_get("email")?,
+        name: r.try_get("name")?,
+        company: r.try_get("company")?,
+        password_hash: r.try_get("password_hash")?,
+        age_confirmed_at: r.try_get("age_confirmed_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// What one account deletion removed, table by table.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DeletedRows {
+    pub tables: Vec<(String, u64)>,
+}
+
+impl DeletedRows {
+    pub fn total(&self) -> u64 {
+        self.tables.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn count(&self, table: &str) -> u64 {
+        self.tables.iter().find(|(t, _)| t == table).map(|(_, n)| *n).unwrap_or(0)
+    }
+}
+
+impl Store {
+    /// Inserts a new account. Two sign-ups with the same email (any case) race on a unique index: exactly
+    /// one wins, the other gets `Conflict { field: "email" }`.
+    pub async fn insert_account(&self, new: &NewAccount, password_hash: &str) -> Result<Account> {
+        let now = now_ms();
+        let account = Account {
+            id: AccountId::new(),
+            email: new.email.as_str().to_string(),
+            name: new.name.as_str().to_string(),
+            company: new.company.as_str().to_string(),
+            password_hash: password_hash.to_string(),
+            age_confirmed_at: now,
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO accounts (id, email, email_normalized, name, company, password_hash, age_confirmed_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(account.id.as_str())
+        .bind(&account.email)
+        .bind(new.email.normalized())
+        .bind(&account.name)
+        .bind(&account.company)
+        .bind(&account.password_hash)
+        .bind(account.age_confirmed_at)
+        .bind(account.created_at)
+        .bind(account.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok(account)
+    }
+
+    pub async fn find_account(&self, id: &AccountId) -> Result<Account> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = $1")))
+            .bind(id.as_str())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(from_row(&row)?)
+    }
+
+    /// Looks an account up by email, case-insensitively.
+    pub async fn find_account_by_email(&self, email: &str) -> Result<Account> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM accounts WHERE email_normalized = $1"
+        )))
+        .bind(email.trim().to_lowercase())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_row(&row)?)
+    }
+
+    /// Applies a profile correction; fields left `None` keep their value.
+    pub async fn update_account(&self, id: &AccountId, update: &AccountUpdate) -> Result<Account> {
+        let current = self.find_account(id).await?;
+        let email = update
+            .email
+            .as_ref()
+            .map(|e| e.as_str().to_string())
+            .unwrap_or(current.email.clone());
+        let name = update.name.as_ref().map(|n| n.as_str()).unwrap_or(&current.name);
+        let company = update.company.as_ref().map(|c| c.as_str()).unwrap_or(&current.company);
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET email = $2, email_normalized = $3, name = $4, company = $5, updated_at = $6
+             WHERE id = $1 RETURNING {COLUMNS}"
+        )))
+        .bind(id.as_str())
+        .bind(&email)
+        .bind(email.to_lowercase())
+        .bind(name)
+        .bind(company)
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_row(&row)?)
+    }
+
+    pub async fn update_password_hash(&self, id: &AccountId, hash: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(hash)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(crate::StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Deletes the account and every row that belongs to it, in one transaction, table by table in the
+    /// order of [`catalogue::ACCOUNT_TABLES`] (children first). Files are the caller's next step
+    /// ([`crate::FileStore::delete_account`]), after the commit.
+    pub async fn delete_account(&self, id: &AccountId) -> Result<DeletedRows> {
+        let mut tx = self.pool().begin().await?;
+        let mut deleted = DeletedRows::default();
+        for (table, column) in catalogue::ACCOUNT_TABLES {
+            let n = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = $1")))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            deleted.tables.push(((*table).to_string(), n));
+        }
+        if deleted.count("accounts") == 0 {
+            tx.rollback().await?;
+            return Err(crate::StorageError::NotFound);
+        }
+        tx.commit().await?;
+        self.after_bulk_delete().await;
+        Ok(deleted)
+    }
+
+    /// Backend hygiene after a large deletion (see `dialect::sqlite::AFTER_DELETE`). Failure here does not
+    /// undo the committed deletion, so it is logged, not returned.
+    pub(crate) async fn after_bulk_delete(&self) {
+        if self.backend() == crate::Backend::Sqlite {
+            for sql in crate::dialect::sqlite::AFTER_DELETE {
+                if let Err(e) = sqlx::raw_sql(*sql).execute(self.pool()).await {
+                    tracing::warn!(error = %e, "post-deletion maintenance failed");
+                }
+            }
+        }
+    }
+}

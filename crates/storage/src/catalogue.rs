@@ -1,0 +1,155 @@
+//! What the database holds, read from its own catalogue: the basis of provable deletion.
+
+use crate::{Backend, Result, Store, StorageError, dialect};
+use sqlx::Row;
+
+/// Every table that holds an account's data, with the column naming the account, children before
+/// parents. Account deletion deletes from each of these in this order, in one transaction.
+///
+/// Adding a table? Put it here (or in [`SYSTEM_TABLES`] / [`DERIVED_TABLES`] with a reason). The deletion
+/// test fails on any table in the catalogue that is in none of the three lists.
+pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
+    ("qa_pairs", "account_id"),
+    ("chatbots", "account_id"),
+    ("api_tokens", "account_id"),
+    ("sessions", "account_id"),
+    ("accounts", "id"),
+];
+
+/// Tables that never hold an account's data.
+pub const SYSTEM_TABLES: &[&str] = &[
+    // Schema versions and checksums.
+    "_migrations",
+];
+
+/// Tables maintained by the database itself from an [`ACCOUNT_TABLES`] table, cleared by triggers when
+/// the source rows go (SQLite's FTS5 index over `qa_pairs` and its shadow tables). They are still scanned
+/// for traces by the deletion test.
+pub const DERIVED_TABLES: &[&str] = &[
+    "qa_pairs_fts",
+    "qa_pairs_fts_config",
+    "qa_pairs_fts_content",
+    "qa_pairs_fts_data",
+    "qa_pairs_fts_docsize",
+    "qa_pairs_fts_idx",
+];
+
+/// Every table in the database, from the catalogue (not from our lists).
+pub async fn list_tables(store: &Store) -> Result<Vec<String>> {
+    let sql = match store.backend() {
+        Backend::Sqlite => dialect::sqlite::LIST_TABLES,
+        Backend::Postgres => dialect::postgres::LIST_TABLES,
+    };
+    let rows = sqlx::query(sql).fetch_all(store.pool()).await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("name"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// The columns of `table`, from the catalogue.
+pub async fn list_columns(store: &Store, table: &str) -> Result<Vec<String>> {
+    check_identifier(table)?;
+    let sql = match store.backend() {
+        Backend::Sqlite => dialect::sqlite::list_columns(table),
+        Backend::Postgres => dialect::postgres::list_columns(table),
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(store.pool()).await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("name"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// One place where a value was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    pub table: String,
+    pub column: String,
+    pub needle: String,
+    pub rows: i64,
+}
+
+/// Scans every column of every table in the catalogue for each needle (an account id, an email, a marker
+/// word) as a substring of the column's text form. Used to prove that a deletion left no trace.
+pub async fn find_traces(store: &Store, needles: &[&str]) -> Result<Vec<Trace>> {
+    let mut out = Vec::new();
+    for table in list_tables(store).await? {
+        for column in list_columns(store, &table).await? {
+            check_identifier(&column)?;
+            for needle in needles {
+                let sql = match store.backend() {
+                    // instr on blobs compares bytes, so binary FTS segments are scanned too.
+                    Backend::Sqlite => format!(
+                        "SELECT COUNT(*) AS n FROM \"{table}\" WHERE instr(CAST(\"{column}\" AS BLOB), CAST($1 AS BLOB)) > 0"
+                    ),
+                    Backend::Postgres => format!(
+                        "SELECT COUNT(*) AS n FROM \"{table}\" WHERE strpos({}, $1) > 0",
+                        dialect::postgres::as_text(&column)
+                    ),
+                };
+                let n: i64 = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(*needle)
+                    .fetch_one(store.pool())
+                    .await?
+                    .try_get("n")?;
+                if n > 0 {
+                    out.push(Trace {
+                        table: table.clone(),
+                        column: column.clone(),
+                        needle: (*needle).to_string(),
+                        rows: n,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rows per table whose `account_id` column (or `accounts.id`) equals `account`, for every table in the
+/// catalogue that has such a column.
+pub async fn rows_referencing_account(store: &Store, account: &str) -> Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for table in list_tables(store).await? {
+        let columns = list_columns(store, &table).await?;
+        let column = if table == "accounts" {
+            "id"
+        } else if columns.iter().any(|c| c == "account_id") {
+            "account_id"
+        } else {
+            continue;
+        };
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM \"{table}\" WHERE \"{column}\" = $1"
+        )))
+        .bind(account)
+        .fetch_one(store.pool())
+        .await?
+        .try_get("n")?;
+        out.push((table, n));
+    }
+    Ok(out)
+}
+
+/// Tables in the catalogue that are in none of the classification lists.
+pub async fn unclassified_tables(store: &Store) -> Result<Vec<String>> {
+    Ok(list_tables(store)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            !ACCOUNT_TABLES.iter().any(|(a, _)| a == t)
+                && !SYSTEM_TABLES.contains(&t.as_str())
+                && !DERIVED_TABLES.contains(&t.as_str())
+        })
+        .collect())
+}
+
+/// Catalogue names are interpolated into SQL, so anything but a plain identifier is refused.
+fn check_identifier(name: &str) -> Result<()> {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(StorageError::Other(anyhow::anyhow!("unexpected identifier {name:?} in catalogue")))
+    }
+}

@@ -1,0 +1,123 @@
+//! Chatbots. Every query is scoped by account: a chatbot id of another account is simply not found.
+
+use crate::{Result, Store, StorageError};
+use mtdesk_domain::{AccountId, ChatbotId, ChatbotSettings, Provider, now_ms};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone)]
+pub struct Chatbot {
+    pub id: ChatbotId,
+    pub account_id: AccountId,
+    pub settings: ChatbotSettings,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, account_id, name, instructions, provider, model, temperature, fallback_reply, knowledge_only, created_at, updated_at";
+
+fn from_row(r: &AnyRow) -> Result<Chatbot, sqlx::Error> {
+    let provider: String = r.try_get("provider")?;
+    Ok(Chatbot {
+        id: ChatbotId::from_db(r.try_get("id")?),
+        account_id: AccountId::from_db(r.try_get("account_id")?),
+        settings: ChatbotSettings {
+            name: r.try_get("name")?,
+            instructions: r.try_get("instructions")?,
+            // A provider name this binary does not know (written by a newer version) falls back to offline.
+            provider: Provider::parse(&provider).unwrap_or_default(),
+            model: r.try_get("model")?,
+            temperature: r.try_get("temperature")?,
+            fallback_reply: r.try_get("fallback_reply")?,
+            knowledge_only: r.try_get::<i64, _>("knowledge_only")? != 0,
+        },
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_chatbot(&self, account: &AccountId, s: &ChatbotSettings) -> Result<Chatbot> {
+        let now = now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO chatbots ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {COLUMNS}"
+        )))
+        .bind(ChatbotId::new().as_str())
+        .bind(account.as_str())
+        .bind(&s.name)
+        .bind(&s.instructions)
+        .bind(s.provider.as_str())
+        .bind(&s.model)
+        .bind(s.temperature)
+        .bind(&s.fallback_reply)
+        .bind(i64::from(s.knowledge_only))
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_row(&row)?)
+    }
+
+    pub async fn list_chatbots(&self, account: &AccountId) -> Result<Vec<Chatbot>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM chatbots WHERE account_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(account.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn find_chatbot(&self, account: &AccountId, id: &ChatbotId) -> Result<Chatbot> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM chatbots WHERE id = $1 AND account_id = $2"
+        )))
+        .bind(id.as_str())
+        .bind(account.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_row(&row)?)
+    }
+
+    pub async fn update_chatbot(&self, account: &AccountId, id: &ChatbotId, s: &ChatbotSettings) -> Result<Chatbot> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE chatbots SET name = $3, instructions = $4, provider = $5, model = $6, temperature = $7,
+                fallback_reply = $8, knowledge_only = $9, updated_at = $10
+             WHERE id = $1 AND account_id = $2 RETURNING {COLUMNS}"
+        )))
+        .bind(id.as_str())
+        .bind(account.as_str())
+        .bind(&s.name)
+        .bind(&s.instructions)
+        .bind(s.provider.as_str())
+        .bind(&s.model)
+        .bind(s.temperature)
+        .bind(&s.fallback_reply)
+        .bind(i64::from(s.knowledge_only))
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_row(&row)?)
+    }
+
+    /// Deletes a chatbot and its Q&A pairs in one transaction.
+    pub async fn delete_chatbot(&self, account: &AccountId, id: &ChatbotId) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2")
+            .bind(id.as_str())
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM chatbots WHERE id = $1 AND account_id = $2")
+            .bind(id.as_str())
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Err(StorageError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
