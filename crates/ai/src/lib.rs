@@ -9,7 +9,7 @@
 pub mod offline;
 
 use mtdesk_domain::Provider;
-use mtdesk_storage::{Chatbot, Store, StorageError};
+use mtdesk_storage::{Chatbot, StorageError, Store};
 use serde::Serialize;
 
 pub use offline::{MATCH_THRESHOLD, match_score};

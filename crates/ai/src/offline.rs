@@ -6,7 +6,7 @@
 
 use crate::{Answer, AnswerSource, MatchedQa};
 use mtdesk_domain::text::content_terms;
-use mtdesk_storage::{Chatbot, Store, StorageError};
+use mtdesk_storage::{Chatbot, StorageError, Store};
 
 /// A pair is used only at or above this score; below it the fallback reply is given. 0.5 means, for
 /// example, that a two-word question must share both words with the pair's question, or that half of
@@ -39,7 +39,11 @@ pub fn match_score(message: &str, question: &str, answer: &str) -> f64 {
     dice.max(answer_cover)
 }
 
-pub(crate) async fn answer(store: &Store, bot: &Chatbot, message: &str) -> Result<Answer, StorageError> {
+pub(crate) async fn answer(
+    store: &Store,
+    bot: &Chatbot,
+    message: &str,
+) -> Result<Answer, StorageError> {
     let terms = content_terms(message);
     let candidates = store
         .search_qa_pairs(&bot.account_id, &bot.id, &terms, CANDIDATES)
@@ -84,12 +88,37 @@ mod tests {
     #[test]
     fn match_scores_separate_good_and_bad_matches() {
         let cases = [
-            ("How do I get a refund?", "Can I get a refund?", "Yes, within 30 days.", true),
+            (
+                "How do I get a refund?",
+                "Can I get a refund?",
+                "Yes, within 30 days.",
+                true,
+            ),
             ("refund", "What is your refund policy?", "30 days.", true),
-            ("What are your opening hours on Sunday?", "Opening hours?", "9 to 5.", true),
-            ("do you ship to canada", "Where do you ship?", "We ship to the US and Canada.", true),
-            ("What's the weather like?", "Can I get a refund?", "Yes, within 30 days.", false),
-            ("Can I pay by card?", "Can I get a refund?", "Yes, within 30 days.", false),
+            (
+                "What are your opening hours on Sunday?",
+                "Opening hours?",
+                "9 to 5.",
+                true,
+            ),
+            (
+                "do you ship to canada",
+                "Where do you ship?",
+                "We ship to the US and Canada.",
+                true,
+            ),
+            (
+                "What's the weather like?",
+                "Can I get a refund?",
+                "Yes, within 30 days.",
+                false,
+            ),
+            (
+                "Can I pay by card?",
+                "Can I get a refund?",
+                "Yes, within 30 days.",
+                false,
+            ),
             ("", "Can I get a refund?", "Yes.", false),
             ("???", "Can I get a refund?", "Yes.", false),
         ];

@@ -44,9 +44,9 @@ impl Email {
                     && !l.ends_with('-')
                     && l.chars().all(|c| c.is_alphanumeric() || c == '-')
             })
-            && labels
-                .last()
-                .is_some_and(|tld| tld.chars().count() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()));
+            && labels.last().is_some_and(|tld| {
+                tld.chars().count() >= 2 && !tld.chars().all(|c| c.is_ascii_digit())
+            });
         if !local_ok || !domain_ok {
             return Err(err("must look like name@example.com"));
         }
@@ -89,9 +89,25 @@ impl std::fmt::Debug for Password {
 
 /// Passwords so common that their hash is in every cracking list; refusing them is what users expect.
 const COMMON_PASSWORDS: &[&str] = &[
-    "password", "password1", "password12", "password123", "1234567890", "12345678910", "qwertyuiop",
-    "0123456789", "iloveyou12", "letmein123", "welcome123", "admin12345", "abc1234567", "qwerty1234",
-    "1q2w3e4r5t", "passw0rd12", "changeme12", "aaaaaaaaaa", "1111111111",
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "1234567890",
+    "12345678910",
+    "qwertyuiop",
+    "0123456789",
+    "iloveyou12",
+    "letmein123",
+    "welcome123",
+    "admin12345",
+    "abc1234567",
+    "qwerty1234",
+    "1q2w3e4r5t",
+    "passw0rd12",
+    "changeme12",
+    "aaaaaaaaaa",
+    "1111111111",
 ];
 
 impl Password {
@@ -107,7 +123,9 @@ impl Password {
             return Err(err(format!("must be at most {PASSWORD_MAX} characters")));
         }
         let lower = raw.to_lowercase();
-        if lower == email.normalized() || lower == email.normalized().split('@').next().unwrap_or("") {
+        if lower == email.normalized()
+            || lower == email.normalized().split('@').next().unwrap_or("")
+        {
             return Err(err("must not be your email address".into()));
         }
         if COMMON_PASSWORDS.contains(&lower.as_str()) {
@@ -194,7 +212,9 @@ impl AccountUpdate {
         Ok(Self {
             name: name.map(|n| PersonName::parse("name", n)).transpose()?,
             email: email.map(Email::parse).transpose()?,
-            company: company.map(|c| PersonName::parse("company", c)).transpose()?,
+            company: company
+                .map(|c| PersonName::parse("company", c))
+                .transpose()?,
         })
     }
 
@@ -256,10 +276,25 @@ mod tests {
 
     #[test]
     fn signup_requires_the_age_confirmation() {
-        let err = NewAccount::parse("Ann", "ann@example.com", "Shop", "correct horse battery", false)
-            .expect_err("under-16 refusal");
+        let err = NewAccount::parse(
+            "Ann",
+            "ann@example.com",
+            "Shop",
+            "correct horse battery",
+            false,
+        )
+        .expect_err("under-16 refusal");
         assert_eq!(err.field, "age_16_or_older");
-        assert!(NewAccount::parse("Ann", "ann@example.com", "Shop", "correct horse battery", true).is_ok());
+        assert!(
+            NewAccount::parse(
+                "Ann",
+                "ann@example.com",
+                "Shop",
+                "correct horse battery",
+                true
+            )
+            .is_ok()
+        );
     }
 
     #[test]

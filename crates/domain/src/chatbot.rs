@@ -127,7 +127,10 @@ impl ChatbotDraft<'_> {
         }
         if let Some(t) = self.temperature {
             if !t.is_finite() || !(0.0..=2.0).contains(&t) {
-                return Err(DomainError::invalid("temperature", "must be between 0 and 2"));
+                return Err(DomainError::invalid(
+                    "temperature",
+                    "must be between 0 and 2",
+                ));
             }
             s.temperature = t;
         }
@@ -161,23 +164,68 @@ mod tests {
         let long_instr = "i".repeat(INSTRUCTIONS_MAX + 1);
         let cases: Vec<(ChatbotDraft, &str)> = vec![
             (ChatbotDraft::default(), "name"),
-            (ChatbotDraft { name: Some("  "), ..Default::default() }, "name"),
-            (ChatbotDraft { name: Some(&long_name), ..Default::default() }, "name"),
             (
-                ChatbotDraft { name: Some("Bot"), instructions: Some(&long_instr), ..Default::default() },
+                ChatbotDraft {
+                    name: Some("  "),
+                    ..Default::default()
+                },
+                "name",
+            ),
+            (
+                ChatbotDraft {
+                    name: Some(&long_name),
+                    ..Default::default()
+                },
+                "name",
+            ),
+            (
+                ChatbotDraft {
+                    name: Some("Bot"),
+                    instructions: Some(&long_instr),
+                    ..Default::default()
+                },
                 "instructions",
             ),
-            (ChatbotDraft { name: Some("Bot"), provider: Some("gpt"), ..Default::default() }, "provider"),
             (
-                ChatbotDraft { name: Some("Bot"), provider: Some("openrouter"), ..Default::default() },
+                ChatbotDraft {
+                    name: Some("Bot"),
+                    provider: Some("gpt"),
+                    ..Default::default()
+                },
+                "provider",
+            ),
+            (
+                ChatbotDraft {
+                    name: Some("Bot"),
+                    provider: Some("openrouter"),
+                    ..Default::default()
+                },
                 "model",
             ),
-            (ChatbotDraft { name: Some("Bot"), temperature: Some(2.5), ..Default::default() }, "temperature"),
             (
-                ChatbotDraft { name: Some("Bot"), temperature: Some(f64::NAN), ..Default::default() },
+                ChatbotDraft {
+                    name: Some("Bot"),
+                    temperature: Some(2.5),
+                    ..Default::default()
+                },
                 "temperature",
             ),
-            (ChatbotDraft { name: Some("Bot"), fallback_reply: Some(""), ..Default::default() }, "fallback_reply"),
+            (
+                ChatbotDraft {
+                    name: Some("Bot"),
+                    temperature: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "temperature",
+            ),
+            (
+                ChatbotDraft {
+                    name: Some("Bot"),
+                    fallback_reply: Some(""),
+                    ..Default::default()
+                },
+                "fallback_reply",
+            ),
         ];
         for (draft, field) in cases {
             let err = draft.apply(&base).expect_err(field);
@@ -187,12 +235,18 @@ mod tests {
 
     #[test]
     fn a_draft_only_changes_what_it_names() {
-        let base = ChatbotDraft { name: Some("Support"), ..Default::default() }
-            .apply(&ChatbotSettings::defaults())
-            .expect("valid");
-        let next = ChatbotDraft { temperature: Some(1.0), ..Default::default() }
-            .apply(&base)
-            .expect("valid");
+        let base = ChatbotDraft {
+            name: Some("Support"),
+            ..Default::default()
+        }
+        .apply(&ChatbotSettings::defaults())
+        .expect("valid");
+        let next = ChatbotDraft {
+            temperature: Some(1.0),
+            ..Default::default()
+        }
+        .apply(&base)
+        .expect("valid");
         assert_eq!(next.name, "Support");
         assert_eq!(next.temperature, 1.0);
         assert_eq!(next.fallback_reply, DEFAULT_FALLBACK);

@@ -36,10 +36,16 @@ mod tests {
 
     #[test]
     fn empty_or_long_fields_are_refused() {
-        assert_eq!(QaPairInput::parse("", "a").expect_err("q").field, "question");
+        assert_eq!(
+            QaPairInput::parse("", "a").expect_err("q").field,
+            "question"
+        );
         assert_eq!(QaPairInput::parse("q", " ").expect_err("a").field, "answer");
         let long = "a".repeat(ANSWER_MAX + 1);
-        assert_eq!(QaPairInput::parse("q", &long).expect_err("long").field, "answer");
+        assert_eq!(
+            QaPairInput::parse("q", &long).expect_err("long").field,
+            "answer"
+        );
         assert!(QaPairInput::parse("Opening hours?", "9 to 5,\nMonday to Friday.").is_ok());
     }
 }

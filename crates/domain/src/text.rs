@@ -46,10 +46,11 @@ pub fn words(s: &str) -> Vec<String> {
 
 /// Common English words that carry no meaning for matching a question to a Q&A pair.
 pub const STOPWORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "did", "do", "does", "for",
-    "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of",
-    "on", "or", "our", "please", "so", "that", "the", "their", "there", "this", "to", "us", "was", "we",
-    "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "yours",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "did", "do", "does",
+    "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me",
+    "my", "of", "on", "or", "our", "please", "so", "that", "the", "their", "there", "this", "to",
+    "us", "was", "we", "what", "when", "where", "which", "who", "why", "will", "with", "would",
+    "you", "your", "yours",
 ];
 
 /// Content words: [`words`] minus [`STOPWORDS`], lightly stemmed (plural `s`), deduplicated.
@@ -112,7 +113,10 @@ mod tests {
             content_terms("How do I get a REFUND? \"refunds\" OR NEAR(x)"),
             vec!["get", "refund", "near"]
         );
-        assert_eq!(content_terms("What are your opening hours?"), vec!["opening", "hour"]);
+        assert_eq!(
+            content_terms("What are your opening hours?"),
+            vec!["opening", "hour"]
+        );
         assert_eq!(content_terms("policies"), vec!["policy"]);
         assert_eq!(content_terms("address"), vec!["address"]);
     }

@@ -167,7 +167,12 @@ pub fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<Stri
         Some(c) => (csrf_for(state, &c), None),
         None => {
             let c = random_hex(16);
-            let set = set_cookie(state, CSRF_COOKIE, &c, Some(Duration::from_secs(365 * 24 * 3600)));
+            let set = set_cookie(
+                state,
+                CSRF_COOKIE,
+                &c,
+                Some(Duration::from_secs(365 * 24 * 3600)),
+            );
             (csrf_for(state, &c), Some(set))
         }
     }
@@ -186,7 +191,10 @@ fn csrf_for(state: &AppState, cookie_value: &str) -> String {
 /// Checks a submitted form token against the browser's cookie, in constant time. Also refuses a request
 /// whose `Origin` names another host than the one it was sent to.
 pub fn csrf_ok(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
-    if let Some(origin) = headers.get(axum::http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    if let Some(origin) = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|v| v.to_str().ok())
@@ -211,7 +219,10 @@ pub struct ApiAccount(pub AccountId);
 impl FromRequestParts<AppState> for ApiAccount {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -267,7 +278,11 @@ impl LoginThrottle {
         for (key, is_account) in Self::keys(email, ip) {
             if let Some(v) = map.get_mut(&key) {
                 v.retain(|t| now.duration_since(*t) < self.window);
-                let limit = if is_account { self.per_account } else { self.per_ip };
+                let limit = if is_account {
+                    self.per_account
+                } else {
+                    self.per_ip
+                };
                 if v.len() >= limit
                     && let Some(oldest) = v.first()
                 {
@@ -309,7 +324,10 @@ mod tests {
             assert!(t.check("Ann@x.com", "1.1.1.1").is_ok());
             t.record_failure("Ann@x.com", "1.1.1.1");
         }
-        assert!(t.check("ann@X.com", "2.2.2.2").is_err(), "same account from another IP");
+        assert!(
+            t.check("ann@X.com", "2.2.2.2").is_err(),
+            "same account from another IP"
+        );
         assert!(t.check("bob@x.com", "2.2.2.2").is_ok());
         t.record_success("ann@x.com");
         assert!(t.check("ann@x.com", "2.2.2.2").is_ok());
@@ -344,7 +362,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             axum::http::header::COOKIE,
-            "a=1; mtdesk_session=abc; mtdesk_session_x=zzz".parse().expect("header"),
+            "a=1; mtdesk_session=abc; mtdesk_session_x=zzz"
+                .parse()
+                .expect("header"),
         );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "missing"), None);

@@ -7,8 +7,9 @@ use mtdesk_domain::{QaPairInput, RowError};
 /// header and skipped. Returns the valid pairs and an error for each refused row (1-based line numbers as
 /// a spreadsheet shows them). Fails as a whole only when the file is not CSV at all or too long.
 pub fn parse_qa_csv(bytes: &[u8]) -> Result<(Vec<QaPairInput>, Vec<RowError>), String> {
-    let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))
-        .map_err(|_| "the file is not UTF-8 text; export it from your spreadsheet as CSV UTF-8".to_string())?;
+    let text = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).map_err(
+        |_| "the file is not UTF-8 text; export it from your spreadsheet as CSV UTF-8".to_string(),
+    )?;
     if text.trim().is_empty() {
         return Err("the file is empty".into());
     }
@@ -24,11 +25,17 @@ pub fn parse_qa_csv(bytes: &[u8]) -> Result<(Vec<QaPairInput>, Vec<RowError>), S
             Ok(r) => r,
             Err(e) => {
                 let row = e.position().map(|p| p.line() as usize).unwrap_or(i + 1);
-                errors.push(RowError { row, message: format!("not valid CSV: {e}") });
+                errors.push(RowError {
+                    row,
+                    message: format!("not valid CSV: {e}"),
+                });
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(i + 1);
+        let line = record
+            .position()
+            .map(|p| p.line() as usize)
+            .unwrap_or(i + 1);
         if i == 0
             && record.len() == 2
             && record[0].eq_ignore_ascii_case("question")
@@ -40,18 +47,26 @@ pub fn parse_qa_csv(bytes: &[u8]) -> Result<(Vec<QaPairInput>, Vec<RowError>), S
             continue;
         }
         if pairs.len() + errors.len() >= IMPORT_MAX_ROWS {
-            return Err(format!("the file has more than {IMPORT_MAX_ROWS} rows; split it"));
+            return Err(format!(
+                "the file has more than {IMPORT_MAX_ROWS} rows; split it"
+            ));
         }
         if record.len() != 2 {
             errors.push(RowError {
                 row: line,
-                message: format!("expected 2 columns (question, answer), found {}", record.len()),
+                message: format!(
+                    "expected 2 columns (question, answer), found {}",
+                    record.len()
+                ),
             });
             continue;
         }
         match QaPairInput::parse(&record[0], &record[1]) {
             Ok(p) => pairs.push(p),
-            Err(e) => errors.push(RowError { row: line, message: e.to_string() }),
+            Err(e) => errors.push(RowError {
+                row: line,
+                message: e.to_string(),
+            }),
         }
     }
     Ok((pairs, errors))
@@ -70,8 +85,14 @@ mod tests {
         assert_eq!(
             errors,
             vec![
-                RowError { row: 3, message: "expected 2 columns (question, answer), found 1".into() },
-                RowError { row: 4, message: "question: is required".into() },
+                RowError {
+                    row: 3,
+                    message: "expected 2 columns (question, answer), found 1".into()
+                },
+                RowError {
+                    row: 4,
+                    message: "question: is required".into()
+                },
             ]
         );
     }

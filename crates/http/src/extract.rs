@@ -43,7 +43,10 @@ fn json_rejection(r: JsonRejection) -> ApiError {
 /// axum's messages start with "Failed to deserialize the JSON body into the target type: "; keep the part
 /// that says what is wrong.
 fn clean(s: &str) -> String {
-    s.rsplit_once("target type: ").map(|(_, m)| m).unwrap_or(s).to_string()
+    s.rsplit_once("target type: ")
+        .map(|(_, m)| m)
+        .unwrap_or(s)
+        .to_string()
 }
 
 /// Parses an id from the path. Anything malformed is simply "not found", like an id of another account.

@@ -97,7 +97,10 @@ pub fn app(state: AppState, pages: Router<AppState>) -> Router {
         .route("/metrics", get(render_metrics))
         .nest("/api/v1", api::router())
         .merge(pages)
-        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(security_headers())
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
@@ -110,7 +113,10 @@ fn security_headers() -> tower::layer::util::Stack<
     SetResponseHeaderLayer<HeaderValue>,
     tower::layer::util::Stack<
         SetResponseHeaderLayer<HeaderValue>,
-        tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, SetResponseHeaderLayer<HeaderValue>>,
+        tower::layer::util::Stack<
+            SetResponseHeaderLayer<HeaderValue>,
+            SetResponseHeaderLayer<HeaderValue>,
+        >,
     >,
 > {
     let csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
@@ -126,7 +132,10 @@ fn security_headers() -> tower::layer::util::Stack<
                 HeaderValue::from_static("nosniff"),
             ),
             tower::layer::util::Stack::new(
-                SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+                SetResponseHeaderLayer::if_not_present(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ),
                 SetResponseHeaderLayer::if_not_present(
                     HeaderName::from_static("referrer-policy"),
                     HeaderValue::from_static("same-origin"),
@@ -153,7 +162,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -56,7 +58,9 @@ impl Metrics {
     pub fn render(&self) -> String {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        out.push_str("# HELP mtdesk_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP mtdesk_http_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE mtdesk_http_requests_total counter\n");
         for ((method, route, status), n) in &inner.requests {
             let _ = writeln!(
@@ -81,19 +85,33 @@ impl Metrics {
                 "mtdesk_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "mtdesk_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "mtdesk_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "mtdesk_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "mtdesk_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         out
     }
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Middleware recording every request under its route template ("unmatched" for 404s of unknown paths).
-pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, req: Request, next: Next) -> Response {
+pub async fn track(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
     let route = req
@@ -102,7 +120,12 @@ pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, req: Request,
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let resp = next.run(req).await;
-    metrics.observe(&method, &route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    metrics.observe(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -117,11 +140,17 @@ mod tests {
         m.observe("GET", "/healthz", 200, 0.2);
         m.observe("GET", "/healthz", 503, 0.003);
         let text = m.render();
-        assert!(text.contains("mtdesk_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"));
-        assert!(text.contains("mtdesk_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"503\"} 1"));
+        assert!(text.contains(
+            "mtdesk_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "mtdesk_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"503\"} 1"
+        ));
         assert!(text.contains("le=\"0.005\"} 2"));
         assert!(text.contains("le=\"0.25\"} 3"));
         assert!(text.contains("le=\"+Inf\"} 3"));
-        assert!(text.contains("mtdesk_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 3"));
+        assert!(text.contains(
+            "mtdesk_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 3"
+        ));
     }
 }

@@ -11,7 +11,8 @@ use mtdesk_storage::{Account, ApiToken};
 /// Creates an account. The password is hashed off the async workers; a taken email is a 409 (the unique
 /// index decides, so concurrent sign-ups with one email produce exactly one account).
 pub async fn sign_up(state: &AppState, new: NewAccount) -> ApiResult<Account> {
-    let hash = auth::hash_password(state.config.password, new.password.expose().to_string()).await?;
+    let hash =
+        auth::hash_password(state.config.password, new.password.expose().to_string()).await?;
     let account = state.store.insert_account(&new, &hash).await?;
     tracing::info!(account.id = %account.id, "account created");
     Ok(account)
@@ -20,7 +21,10 @@ pub async fn sign_up(state: &AppState, new: NewAccount) -> ApiResult<Account> {
 /// Checks an email and password, with per-account and per-IP throttling of failures. Unknown emails cost
 /// the same hash work as known ones, so response time does not reveal which emails have accounts.
 pub async fn log_in(state: &AppState, email: &str, password: &str, ip: &str) -> ApiResult<Account> {
-    state.throttle.check(email, ip).map_err(ApiError::TooManyRequests)?;
+    state
+        .throttle
+        .check(email, ip)
+        .map_err(ApiError::TooManyRequests)?;
     let password = Password::for_login(password).map_err(|_| ApiError::InvalidCredentials)?;
     let found = match state.store.find_account_by_email(email).await {
         Ok(a) => Some(a),
@@ -82,7 +86,8 @@ pub async fn change_password(
 ) -> ApiResult<()> {
     let account = state.store.find_account(id).await?;
     let email = mtdesk_domain::Email::parse(&account.email)?;
-    let new = Password::new_for(new, &email).map_err(|e| DomainError::invalid("new_password", e.message))?;
+    let new = Password::new_for(new, &email)
+        .map_err(|e| DomainError::invalid("new_password", e.message))?;
     confirm_password(&account, current).await?;
     set_password(state, id, &new, keep_session_hash).await
 }
@@ -97,13 +102,20 @@ pub async fn set_password(
 ) -> ApiResult<()> {
     let hash = auth::hash_password(state.config.password, new.expose().to_string()).await?;
     state.store.update_password_hash(id, &hash).await?;
-    let ended = state.store.delete_other_sessions(id, keep_session_hash).await?;
+    let ended = state
+        .store
+        .delete_other_sessions(id, keep_session_hash)
+        .await?;
     tracing::info!(account.id = %id, sessions_ended = ended, "password changed");
     Ok(())
 }
 
 /// Creates an API token; the secret is returned once and only its hash is stored.
-pub async fn create_token(state: &AppState, id: &AccountId, name: &str) -> ApiResult<(ApiToken, String)> {
+pub async fn create_token(
+    state: &AppState,
+    id: &AccountId,
+    name: &str,
+) -> ApiResult<(ApiToken, String)> {
     let name = mtdesk_domain::text::bounded("name", name, 1, 100, false)?;
     let secret = auth::new_api_token();
     let prefix: String = secret.chars().take(auth::TOKEN_PREFIX.len() + 6).collect();
@@ -115,7 +127,11 @@ pub async fn create_token(state: &AppState, id: &AccountId, name: &str) -> ApiRe
 }
 
 /// Deletes the account after checking its password: every row in one transaction, then its files.
-pub async fn delete_account(state: &AppState, id: &AccountId, password: &str) -> ApiResult<DeletedRows> {
+pub async fn delete_account(
+    state: &AppState,
+    id: &AccountId,
+    password: &str,
+) -> ApiResult<DeletedRows> {
     let account = state.store.find_account(id).await?;
     if password.is_empty() {
         return Err(DomainError::invalid("password", "is required to delete the account").into());

@@ -1,1 +1,150 @@
+//! The `mtdesk` binary's wiring: settings → store → state → router → server. No business logic here.
 
+pub mod settings;
+
+use anyhow::Context;
+use mtdesk_http::{AppState, WebConfig};
+use mtdesk_storage::{DatabaseUrl, FileStore, Store};
+use settings::Settings;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Opens the database and applies pending migrations. With the default SQLite location the data
+/// directory is created first; an explicit SQLite URL must point into an existing directory.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    if settings.database_is_default {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+    }
+    let store = Store::open(&settings.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", settings.database_url.redacted()))?;
+    Ok(store)
+}
+
+/// The instance secret: `MTDESK_SECRET_KEY`, or the key in `<data dir>/secret_key`, generated (mode 0600)
+/// on first start. Returns the key and whether it was just generated.
+pub fn load_or_create_secret(settings: &Settings) -> anyhow::Result<(Vec<u8>, bool)> {
+    if let Some(k) = &settings.secret_key {
+        return Ok((k.expose().as_bytes().to_vec(), false));
+    }
+    let path = settings.data_dir.join("secret_key");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok((s.trim().as_bytes().to_vec(), false)),
+        Ok(_) => anyhow::bail!(
+            "{} is shorter than 32 characters; delete it to generate a new key, or set MTDESK_SECRET_KEY",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let key = mtdesk_http::auth::random_hex(32);
+    write_private(&path, &key).with_context(|| format!("writing {}", path.display()))?;
+    Ok((key.into_bytes(), true))
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()
+}
+
+pub fn web_config(settings: &Settings, secret_key: Vec<u8>) -> WebConfig {
+    WebConfig {
+        public_url: settings.public_url.clone(),
+        secure_cookies: settings.secure_cookies(),
+        secret_key,
+        max_body_bytes: settings.max_body_bytes,
+        password: settings.password,
+        session_ttl: Duration::from_secs(14 * 24 * 3600),
+        throttle_per_account: 5,
+        throttle_per_ip: 30,
+        throttle_window: Duration::from_secs(15 * 60),
+    }
+}
+
+/// Everything `serve` needs, from settings: database (migrated), secret, state.
+pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
+    let store = open_store(settings).await?;
+    let (secret, generated) = load_or_create_secret(settings)?;
+    if generated {
+        tracing::warn!(
+            path = %settings.data_dir.join("secret_key").display(),
+            "MTDESK_SECRET_KEY is not set: generated a new secret key into the data directory (mode 0600); keep it with your backups"
+        );
+    }
+    let files = FileStore::new(&settings.data_dir);
+    let config = web_config(settings, secret);
+    AppState::new(store, files, config)
+}
+
+/// The whole router: API, health, metrics and dashboard.
+pub fn router(state: AppState) -> axum::Router {
+    mtdesk_http::app(state, mtdesk_dashboard::router())
+}
+
+/// Logs what is configured and what is off, once.
+pub fn log_startup(settings: &Settings) {
+    tracing::info!(
+        database = %settings.database_url.redacted(),
+        data_dir = %settings.data_dir.display(),
+        public_url = %settings.public_url,
+        "starting MT Desk"
+    );
+    if matches!(settings.database_url, DatabaseUrl::Sqlite(_)) {
+        tracing::info!(
+            "storage: embedded SQLite (set MTDESK_DATABASE_URL=postgres://… for several nodes)"
+        );
+    }
+    for v in &settings.unknown_vars {
+        tracing::warn!(variable = %v, "unknown MTDESK_ variable ignored (typo?)");
+    }
+    for line in settings.disabled_features() {
+        tracing::info!("{line}");
+    }
+}
+
+/// Serves until `shutdown` resolves, with a periodic clean-up of expired sessions.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = state.store.clone();
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match store.delete_expired_sessions().await {
+                Ok(n) if n > 0 => tracing::info!(sessions = n, "removed expired sessions"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "removing expired sessions failed"),
+            }
+        }
+    });
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+    sweeper.abort();
+    result
+}

@@ -18,7 +18,8 @@ pub struct Account {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at";
+const COLUMNS: &str =
+    "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
     Ok(Account {
@@ -45,7 +46,11 @@ impl DeletedRows {
     }
 
     pub fn count(&self, table: &str) -> u64 {
-        self.tables.iter().find(|(t, _)| t == table).map(|(_, n)| *n).unwrap_or(0)
+        self.tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
     }
 }
 
@@ -83,10 +88,12 @@ impl Store {
     }
 
     pub async fn find_account(&self, id: &AccountId) -> Result<Account> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = $1")))
-            .bind(id.as_str())
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM accounts WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_one(self.pool())
+        .await?;
         Ok(from_row(&row)?)
     }
 
@@ -109,8 +116,16 @@ impl Store {
             .as_ref()
             .map(|e| e.as_str().to_string())
             .unwrap_or(current.email.clone());
-        let name = update.name.as_ref().map(|n| n.as_str()).unwrap_or(&current.name);
-        let company = update.company.as_ref().map(|c| c.as_str()).unwrap_or(&current.company);
+        let name = update
+            .name
+            .as_ref()
+            .map(|n| n.as_str())
+            .unwrap_or(&current.name);
+        let company = update
+            .company
+            .as_ref()
+            .map(|c| c.as_str())
+            .unwrap_or(&current.company);
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE accounts SET email = $2, email_normalized = $3, name = $4, company = $5, updated_at = $6
              WHERE id = $1 RETURNING {COLUMNS}"
@@ -127,12 +142,13 @@ impl Store {
     }
 
     pub async fn update_password_hash(&self, id: &AccountId, hash: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
-            .bind(id.as_str())
-            .bind(hash)
-            .bind(now_ms())
-            .execute(self.pool())
-            .await?;
+        let done =
+            sqlx::query("UPDATE accounts SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(hash)
+                .bind(now_ms())
+                .execute(self.pool())
+                .await?;
         if done.rows_affected() == 0 {
             return Err(crate::StorageError::NotFound);
         }
@@ -146,11 +162,13 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let mut deleted = DeletedRows::default();
         for (table, column) in catalogue::ACCOUNT_TABLES {
-            let n = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE {column} = $1")))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE {column} = $1"
+            )))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             deleted.tables.push(((*table).to_string(), n));
         }
         if deleted.count("accounts") == 0 {

@@ -1,6 +1,6 @@
 //! What the database holds, read from its own catalogue: the basis of provable deletion.
 
-use crate::{Backend, Result, Store, StorageError, dialect};
+use crate::{Backend, Result, StorageError, Store, dialect};
 use sqlx::Row;
 
 /// Every table that holds an account's data, with the column naming the account, children before
@@ -54,7 +54,9 @@ pub async fn list_columns(store: &Store, table: &str) -> Result<Vec<String>> {
         Backend::Sqlite => dialect::sqlite::list_columns(table),
         Backend::Postgres => dialect::postgres::list_columns(table),
     };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(store.pool()).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(store.pool())
+        .await?;
     Ok(rows
         .iter()
         .map(|r| r.try_get::<String, _>("name"))
@@ -150,6 +152,8 @@ fn check_identifier(name: &str) -> Result<()> {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(())
     } else {
-        Err(StorageError::Other(anyhow::anyhow!("unexpected identifier {name:?} in catalogue")))
+        Err(StorageError::Other(anyhow::anyhow!(
+            "unexpected identifier {name:?} in catalogue"
+        )))
     }
 }

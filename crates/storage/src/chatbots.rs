@@ -1,6 +1,6 @@
 //! Chatbots. Every query is scoped by account: a chatbot id of another account is simply not found.
 
-use crate::{Result, Store, StorageError};
+use crate::{Result, StorageError, Store};
 use mtdesk_domain::{AccountId, ChatbotId, ChatbotSettings, Provider, now_ms};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -37,7 +37,11 @@ fn from_row(r: &AnyRow) -> Result<Chatbot, sqlx::Error> {
 }
 
 impl Store {
-    pub async fn insert_chatbot(&self, account: &AccountId, s: &ChatbotSettings) -> Result<Chatbot> {
+    pub async fn insert_chatbot(
+        &self,
+        account: &AccountId,
+        s: &ChatbotSettings,
+    ) -> Result<Chatbot> {
         let now = now_ms();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO chatbots ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {COLUMNS}"
@@ -78,7 +82,12 @@ impl Store {
         Ok(from_row(&row)?)
     }
 
-    pub async fn update_chatbot(&self, account: &AccountId, id: &ChatbotId, s: &ChatbotSettings) -> Result<Chatbot> {
+    pub async fn update_chatbot(
+        &self,
+        account: &AccountId,
+        id: &ChatbotId,
+        s: &ChatbotSettings,
+    ) -> Result<Chatbot> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE chatbots SET name = $3, instructions = $4, provider = $5, model = $6, temperature = $7,
                 fallback_reply = $8, knowledge_only = $9, updated_at = $10

@@ -147,7 +147,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -209,11 +211,16 @@ impl Store {
             // SQLite has one writer; a few readers in WAL mode are plenty for the embedded default.
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _meta| Box::pin(async move { dialect::sqlite::configure(conn).await }))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move { dialect::sqlite::configure(conn).await })
+            })
             .connect_with(opts)
             .await
             .map_err(|e| {
-                StorageError::Config(format!("cannot open SQLite database {}: {e}", path.display()))
+                StorageError::Config(format!(
+                    "cannot open SQLite database {}: {e}",
+                    path.display()
+                ))
             })?;
         Ok(Self {
             pool,
@@ -296,7 +303,14 @@ mod tests {
         );
         assert!(DatabaseUrl::parse("postgres://u@h/db").is_ok());
         assert!(DatabaseUrl::parse("postgresql://u@h/db").is_ok());
-        for bad in ["mysql://u@h/db", "sqlte://x.sqlite", "x.sqlite", "", "sqlite::memory:", "sqlite://"] {
+        for bad in [
+            "mysql://u@h/db",
+            "sqlte://x.sqlite",
+            "x.sqlite",
+            "",
+            "sqlite::memory:",
+            "sqlite://",
+        ] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad:?} must be refused");
         }
     }

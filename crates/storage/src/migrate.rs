@@ -6,7 +6,7 @@
 //! applied migration is recorded; editing a migration after it was applied stops start-up instead of
 //! silently diverging.
 
-use crate::{Backend, Result, Store, StorageError};
+use crate::{Backend, Result, StorageError, Store};
 use anyhow::Context;
 use sqlx::{Acquire, Row};
 
@@ -68,12 +68,18 @@ async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> Resu
     )
     .execute(&mut *conn)
     .await?;
-    let applied: Vec<(i64, String)> = sqlx::query("SELECT version, checksum FROM _migrations ORDER BY version")
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get::<i64, _>("version")?, r.try_get::<String, _>("checksum")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query("SELECT version, checksum FROM _migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("version")?,
+                    r.try_get::<String, _>("checksum")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
     let mut done = Vec::new();
     for m in MIGRATIONS {
         let sql = match backend {
@@ -103,7 +109,11 @@ async fn apply_pending(backend: Backend, conn: &mut sqlx::AnyConnection) -> Resu
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        tracing::info!(version = m.version, description = m.description, "applied migration");
+        tracing::info!(
+            version = m.version,
+            description = m.description,
+            "applied migration"
+        );
         done.push(m.version);
     }
     if let Some(newest) = applied.last()
@@ -139,7 +149,10 @@ mod tests {
                 .collect();
             versions.sort();
             let listed: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
-            assert_eq!(versions, listed, "{side} migrations on disk differ from MIGRATIONS");
+            assert_eq!(
+                versions, listed,
+                "{side} migrations on disk differ from MIGRATIONS"
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Q&A pairs and their full-text search.
 
-use crate::{Backend, Result, Store, StorageError, dialect};
+use crate::{Backend, Result, StorageError, Store, dialect};
 use mtdesk_domain::{AccountId, ChatbotId, QaPairId, QaPairInput, now_ms};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -45,12 +45,13 @@ impl Store {
         pairs: &[QaPairInput],
     ) -> Result<Vec<QaPair>> {
         let mut tx = self.pool().begin().await?;
-        let owned: i64 = sqlx::query("SELECT COUNT(*) AS n FROM chatbots WHERE id = $1 AND account_id = $2")
-            .bind(chatbot.as_str())
-            .bind(account.as_str())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
+        let owned: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM chatbots WHERE id = $1 AND account_id = $2")
+                .bind(chatbot.as_str())
+                .bind(account.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
         if owned == 0 {
             return Err(StorageError::NotFound);
         }
@@ -75,7 +76,11 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn list_qa_pairs(&self, account: &AccountId, chatbot: &ChatbotId) -> Result<Vec<QaPair>> {
+    pub async fn list_qa_pairs(
+        &self,
+        account: &AccountId,
+        chatbot: &ChatbotId,
+    ) -> Result<Vec<QaPair>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2 ORDER BY created_at, id"
         )))
@@ -87,16 +92,23 @@ impl Store {
     }
 
     pub async fn count_qa_pairs(&self, account: &AccountId, chatbot: &ChatbotId) -> Result<i64> {
-        let n = sqlx::query("SELECT COUNT(*) AS n FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2")
-            .bind(chatbot.as_str())
-            .bind(account.as_str())
-            .fetch_one(self.pool())
-            .await?
-            .try_get("n")?;
+        let n = sqlx::query(
+            "SELECT COUNT(*) AS n FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2",
+        )
+        .bind(chatbot.as_str())
+        .bind(account.as_str())
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
         Ok(n)
     }
 
-    pub async fn find_qa_pair(&self, account: &AccountId, chatbot: &ChatbotId, id: &QaPairId) -> Result<QaPair> {
+    pub async fn find_qa_pair(
+        &self,
+        account: &AccountId,
+        chatbot: &ChatbotId,
+        id: &QaPairId,
+    ) -> Result<QaPair> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM qa_pairs WHERE id = $1 AND chatbot_id = $2 AND account_id = $3"
         )))
@@ -130,14 +142,21 @@ impl Store {
         Ok(from_row(&row)?)
     }
 
-    pub async fn delete_qa_pair(&self, account: &AccountId, chatbot: &ChatbotId, id: &QaPairId) -> Result<()> {
-        let n = sqlx::query("DELETE FROM qa_pairs WHERE id = $1 AND chatbot_id = $2 AND account_id = $3")
-            .bind(id.as_str())
-            .bind(chatbot.as_str())
-            .bind(account.as_str())
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+    pub async fn delete_qa_pair(
+        &self,
+        account: &AccountId,
+        chatbot: &ChatbotId,
+        id: &QaPairId,
+    ) -> Result<()> {
+        let n = sqlx::query(
+            "DELETE FROM qa_pairs WHERE id = $1 AND chatbot_id = $2 AND account_id = $3",
+        )
+        .bind(id.as_str())
+        .bind(chatbot.as_str())
+        .bind(account.as_str())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         if n == 0 {
             return Err(StorageError::NotFound);
         }
@@ -162,8 +181,14 @@ impl Store {
             return Ok(Vec::new());
         }
         let (sql, expr) = match self.backend() {
-            Backend::Sqlite => (dialect::sqlite::QA_SEARCH, dialect::sqlite::match_expr(&terms)),
-            Backend::Postgres => (dialect::postgres::QA_SEARCH, dialect::postgres::match_expr(&terms)),
+            Backend::Sqlite => (
+                dialect::sqlite::QA_SEARCH,
+                dialect::sqlite::match_expr(&terms),
+            ),
+            Backend::Postgres => (
+                dialect::postgres::QA_SEARCH,
+                dialect::postgres::match_expr(&terms),
+            ),
         };
         let rows = sqlx::query(sql)
             .bind(expr)

@@ -6,7 +6,12 @@ use mtdesk_domain::{AccountId, now_ms};
 use sqlx::Row;
 
 impl Store {
-    pub async fn insert_session(&self, id_hash: &str, account: &AccountId, expires_at: i64) -> Result<()> {
+    pub async fn insert_session(
+        &self,
+        id_hash: &str,
+        account: &AccountId,
+        expires_at: i64,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (id_hash, account_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(id_hash)
             .bind(account.as_str())
@@ -19,11 +24,12 @@ impl Store {
 
     /// The account a live session belongs to. Expired sessions are not found.
     pub async fn find_session_account(&self, id_hash: &str) -> Result<AccountId> {
-        let row = sqlx::query("SELECT account_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-            .bind(id_hash)
-            .bind(now_ms())
-            .fetch_one(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT account_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
+                .bind(id_hash)
+                .bind(now_ms())
+                .fetch_one(self.pool())
+                .await?;
         Ok(AccountId::from_db(row.try_get("account_id")?))
     }
 
@@ -37,7 +43,11 @@ impl Store {
 
     /// Ends every session of an account except `keep` (after a password change, other devices are logged
     /// out). Returns how many ended.
-    pub async fn delete_other_sessions(&self, account: &AccountId, keep: Option<&str>) -> Result<u64> {
+    pub async fn delete_other_sessions(
+        &self,
+        account: &AccountId,
+        keep: Option<&str>,
+    ) -> Result<u64> {
         let n = sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id_hash <> $2")
             .bind(account.as_str())
             .bind(keep.unwrap_or(""))

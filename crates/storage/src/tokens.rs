@@ -1,6 +1,6 @@
 //! API tokens for `Authorization: Bearer`. The secret is shown once at creation; only its SHA-256 is kept.
 
-use crate::{Result, Store, StorageError};
+use crate::{Result, StorageError, Store};
 use mtdesk_domain::{AccountId, TokenId, now_ms};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -66,10 +66,12 @@ impl Store {
 
     /// Finds the account owning a token hash and records the use (at most once a minute, to spare writes).
     pub async fn authenticate_token(&self, token_hash: &str) -> Result<AccountId> {
-        let row = sqlx::query("SELECT id, account_id, last_used_at FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, account_id, last_used_at FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_one(self.pool())
+        .await?;
         let now = now_ms();
         let last: Option<i64> = row.try_get("last_used_at")?;
         if last.is_none_or(|l| now - l > 60_000) {

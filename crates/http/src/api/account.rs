@@ -78,7 +78,13 @@ pub async fn sign_up(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SignUpRequest>,
 ) -> ApiResult<(StatusCode, Json<SignUpResponse>)> {
-    let new = NewAccount::parse(&req.name, &req.email, &req.company, &req.password, req.age_16_or_older)?;
+    let new = NewAccount::parse(
+        &req.name,
+        &req.email,
+        &req.company,
+        &req.password,
+        req.age_16_or_older,
+    )?;
     let account = services::sign_up(&state, new).await?;
     let (_, secret) = services::create_token(&state, &account.id, "created at sign-up").await?;
     Ok((
@@ -93,7 +99,10 @@ pub async fn sign_up(
 /// Your account.
 #[utoipa::path(get, path = "/api/v1/account", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)))]
-pub async fn get_account(State(state): State<AppState>, ApiAccount(id): ApiAccount) -> ApiResult<Json<AccountView>> {
+pub async fn get_account(
+    State(state): State<AppState>,
+    ApiAccount(id): ApiAccount,
+) -> ApiResult<Json<AccountView>> {
     Ok(Json(state.store.find_account(&id).await?.into()))
 }
 
@@ -122,7 +131,11 @@ pub async fn update_account(
     ApiAccount(id): ApiAccount,
     ApiJson(req): ApiJson<AccountPatch>,
 ) -> ApiResult<Json<AccountView>> {
-    let update = AccountUpdate::parse(req.name.as_deref(), req.email.as_deref(), req.company.as_deref())?;
+    let update = AccountUpdate::parse(
+        req.name.as_deref(),
+        req.email.as_deref(),
+        req.company.as_deref(),
+    )?;
     if update.is_empty() && req.new_password.is_none() {
         return Err(ApiError::Validation(mtdesk_domain::DomainError::invalid(
             "body",

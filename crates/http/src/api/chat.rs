@@ -1,9 +1,9 @@
 //! `POST /api/v1/chatbots/{id}/chat`: ask a chatbot, as a customer would.
 
+use crate::AppState;
 use crate::auth::ApiAccount;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, path_id};
-use crate::AppState;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};

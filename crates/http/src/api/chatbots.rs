@@ -1,9 +1,9 @@
 //! `/api/v1/chatbots[/{id}]`: create, list, read, update and delete chatbots.
 
+use crate::AppState;
 use crate::auth::ApiAccount;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, path_id};
-use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -87,7 +87,10 @@ impl ChatbotInput {
 /// Your chatbots, oldest first.
 #[utoipa::path(get, path = "/api/v1/chatbots", tag = "chatbots", security(("bearer" = [])),
     responses((status = 200, body = [ChatbotView]), (status = 401, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult<Json<Vec<ChatbotView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+) -> ApiResult<Json<Vec<ChatbotView>>> {
     let bots = state.store.list_chatbots(&account).await?;
     Ok(Json(bots.into_iter().map(Into::into).collect()))
 }
@@ -132,7 +135,13 @@ pub async fn update(
     let id = path_id(&id, ChatbotId::parse)?;
     let bot = state.store.find_chatbot(&account, &id).await?;
     let settings = input.draft().apply(&bot.settings)?;
-    Ok(Json(state.store.update_chatbot(&account, &id, &settings).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .update_chatbot(&account, &id, &settings)
+            .await?
+            .into(),
+    ))
 }
 
 /// Delete a chatbot and all its Q&A pairs.

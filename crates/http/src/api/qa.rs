@@ -1,10 +1,10 @@
 //! `/api/v1/chatbots/{id}/qa`: Q&A pairs, one by one or imported from CSV.
 
+use crate::AppState;
 use crate::auth::ApiAccount;
 use crate::csv_import::parse_qa_csv;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, path_id};
-use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,7 +20,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/chatbots/{id}/qa", get(list).post(create))
         .route("/chatbots/{id}/qa/import", post(import))
-        .route("/chatbots/{id}/qa/{qa_id}", get(get_one).patch(update).delete(delete))
+        .route(
+            "/chatbots/{id}/qa/{qa_id}",
+            get(get_one).patch(update).delete(delete),
+        )
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,7 +66,10 @@ pub struct QaPatch {
 }
 
 fn ids(bot: &str, qa: &str) -> Result<(ChatbotId, QaPairId), ApiError> {
-    Ok((path_id(bot, ChatbotId::parse)?, path_id(qa, QaPairId::parse)?))
+    Ok((
+        path_id(bot, ChatbotId::parse)?,
+        path_id(qa, QaPairId::parse)?,
+    ))
 }
 
 /// The chatbot's Q&A pairs, oldest first.
@@ -93,8 +99,13 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<QaView>)> {
     let bot = path_id(&id, ChatbotId::parse)?;
     let input = QaPairInput::parse(&req.question, &req.answer)?;
-    let mut created = state.store.insert_qa_pairs(&account, &bot, &[input]).await?;
-    let pair = created.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("insert returned no row")))?;
+    let mut created = state
+        .store
+        .insert_qa_pairs(&account, &bot, &[input])
+        .await?;
+    let pair = created
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("insert returned no row")))?;
     Ok((StatusCode::CREATED, Json(pair.into())))
 }
 
@@ -108,7 +119,9 @@ pub async fn get_one(
     Path((id, qa_id)): Path<(String, String)>,
 ) -> ApiResult<Json<QaView>> {
     let (bot, qa) = ids(&id, &qa_id)?;
-    Ok(Json(state.store.find_qa_pair(&account, &bot, &qa).await?.into()))
+    Ok(Json(
+        state.store.find_qa_pair(&account, &bot, &qa).await?.into(),
+    ))
 }
 
 /// Edit a Q&A pair.
@@ -127,7 +140,13 @@ pub async fn update(
         req.question.as_deref().unwrap_or(&current.question),
         req.answer.as_deref().unwrap_or(&current.answer),
     )?;
-    Ok(Json(state.store.update_qa_pair(&account, &bot, &qa, &input).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .update_qa_pair(&account, &bot, &qa, &input)
+            .await?
+            .into(),
+    ))
 }
 
 /// Delete a Q&A pair.
@@ -192,10 +211,16 @@ pub async fn import(
         .unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !matches!(mime, "text/csv" | "application/csv" | "text/plain") {
-        return Err(ApiError::UnsupportedMediaType("expected Content-Type: text/csv".into()));
+        return Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type: text/csv".into(),
+        ));
     }
     let (pairs, errors) = parse_qa_csv(&body).map_err(ApiError::BadRequest)?;
-    Ok(import_rows(&state, &account, &bot, pairs, errors, params.skip_invalid).await?.into_response())
+    Ok(
+        import_rows(&state, &account, &bot, pairs, errors, params.skip_invalid)
+            .await?
+            .into_response(),
+    )
 }
 
 /// Shared with the dashboard's CSV upload.
@@ -222,7 +247,9 @@ pub async fn import_rows(
         ));
     }
     if pairs.is_empty() {
-        return Err(ApiError::BadRequest("the file has no question,answer rows".into()));
+        return Err(ApiError::BadRequest(
+            "the file has no question,answer rows".into(),
+        ));
     }
     let created = state.store.insert_qa_pairs(account, bot, &pairs).await?;
     Ok((

@@ -58,7 +58,10 @@ pub struct TokenCreated {
 /// Your API tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = [TokenView]), (status = 401, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, ApiAccount(account): ApiAccount) -> ApiResult<Json<Vec<TokenView>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiAccount(account): ApiAccount,
+) -> ApiResult<Json<Vec<TokenView>>> {
     let tokens = state.store.list_tokens(&account).await?;
     Ok(Json(tokens.into_iter().map(Into::into).collect()))
 }
@@ -73,7 +76,13 @@ pub async fn create(
     ApiJson(req): ApiJson<TokenCreate>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     let (token, secret) = services::create_token(&state, &account, &req.name).await?;
-    Ok((StatusCode::CREATED, Json(TokenCreated { token: token.into(), secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token: token.into(),
+            secret,
+        }),
+    ))
 }
 
 /// Revoke a token. It stops working at once.

@@ -24,7 +24,8 @@ pub(crate) async fn configure(conn: &mut AnyConnection) -> Result<(), sqlx::Erro
 /// Top Q&A candidates for a chatbot by BM25 over question (weight 3) and answer (weight 1).
 /// `match_expr` is built from sanitised words only (see `qa::fts_terms`). FTS5's bm25 is "lower is better",
 /// so it is negated to "higher is better" like PostgreSQL's rank.
-pub(crate) const QA_SEARCH: &str = "SELECT q.id, q.chatbot_id, q.question, q.answer, q.created_at, q.updated_at,
+pub(crate) const QA_SEARCH: &str =
+    "SELECT q.id, q.chatbot_id, q.question, q.answer, q.created_at, q.updated_at,
         -bm25(qa_pairs_fts, 3.0, 1.0) AS score
     FROM qa_pairs_fts JOIN qa_pairs q ON q.rowid = qa_pairs_fts.rowid
     WHERE qa_pairs_fts MATCH $1 AND q.chatbot_id = $2 AND q.account_id = $3
@@ -40,8 +41,7 @@ pub(crate) fn match_expr(terms: &[String]) -> String {
 }
 
 /// Every table, including FTS5's shadow tables (they hold the indexed text too).
-pub(crate) const LIST_TABLES: &str =
-    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
+pub(crate) const LIST_TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
 
 pub(crate) fn list_columns(table: &str) -> String {
     format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid")
