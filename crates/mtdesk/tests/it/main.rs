@@ -1,0 +1,14 @@
+//! Integration tests: the real server on 127.0.0.1:0 against a fresh database per test (a temp SQLite
+//! file, or a uuid-named PostgreSQL database when MTDESK_TEST_DATABASE_URL is set). `TEST_LOG=1` prints
+//! the server's logs.
+
+mod accounts;
+mod bad_input;
+// mod browser;
+mod chatbots;
+mod cli;
+// mod dashboard;
+mod deletion;
+mod helpers;
+mod isolation;
+mod ops;
