@@ -4,10 +4,10 @@
 
 mod accounts;
 mod bad_input;
-// mod browser;
+mod browser;
 mod chatbots;
 mod cli;
-// mod dashboard;
+mod dashboard;
 mod deletion;
 mod helpers;
 mod isolation;

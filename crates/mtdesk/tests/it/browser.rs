@@ -1,0 +1,213 @@
+//! One real browser test: headless Chromium driven over the W3C WebDriver protocol (ChromeDriver), no
+//! extra crate. Sign up → create a chatbot → add a Q&A pair → ask it in the test chat → see the answer.
+//!
+//! Skipped with a message when Chromium or ChromeDriver is absent, unless MTDESK_REQUIRE_BROWSER=1 (CI),
+//! where their absence fails the test.
+
+use crate::helpers::{TestApp, email};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    http: reqwest::Client,
+    session_url: String,
+    driver: Child,
+    profile: std::path::PathBuf,
+}
+
+fn find_binary(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| {
+        let out = Command::new("sh").arg("-c").arg(format!("command -v {n}")).output().ok()?;
+        let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (!path.is_empty()).then_some(path)
+    })
+}
+
+impl Browser {
+    async fn start() -> Option<Self> {
+        let required = std::env::var("MTDESK_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        let (Some(driver_bin), Some(chrome_bin)) =
+            (find_binary(&["chromedriver"]), find_binary(&["chromium", "chromium-browser", "google-chrome"]))
+        else {
+            assert!(!required, "MTDESK_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed");
+            eprintln!("SKIPPED browser test: install Debian's `chromium` and `chromium-driver` to run it");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let driver = Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await
+                && let Ok(v) = r.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = crate::helpers::temp_dir();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chrome_bin,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--disable-quic", "--no-first-run", "--window-size=1280,900",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("json");
+        let id = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {resp}")).to_string();
+        Some(Self { http, session_url: format!("{base}/session/{id}"), driver, profile })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{}", self.session_url, path));
+        req = req.json(&body.unwrap_or(json!({})));
+        let v: Value = req.send().await.expect("webdriver").json().await.expect("json");
+        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_string()
+    }
+
+    /// Waits up to 10 s for an element matching `css`.
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v: Value = self
+                .http
+                .post(format!("{}/element", self.session_url))
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .expect("find")
+                .json()
+                .await
+                .expect("json");
+            if let Some(id) = v["value"][ELEMENT_KEY].as_str() {
+                return id.to_string();
+            }
+            assert!(Instant::now() < deadline, "element {css} not found on {}", self.url().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/clear"), None).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/click"), None).await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        self.cmd(reqwest::Method::GET, &format!("/element/{el}/text"), None).await.as_str().unwrap_or("").to_string()
+    }
+
+    /// Saves a PNG screenshot when MTDESK_SCREENSHOT_DIR is set (for looking at the pages).
+    async fn screenshot(&self, name: &str) {
+        let Ok(dir) = std::env::var("MTDESK_SCREENSHOT_DIR") else { return };
+        let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        if let Some(s) = b64.as_str() {
+            let _ = std::fs::create_dir_all(&dir);
+            let bytes = base64_decode(s);
+            let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), bytes);
+        }
+    }
+
+    async fn quit(mut self) {
+        let _ = self.http.delete(&self.session_url).send().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some((c - b'A') as u32),
+            b'a'..=b'z' => Some((c - b'a' + 26) as u32),
+            b'0'..=b'9' => Some((c - b'0' + 52) as u32),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter_map(val) {
+        buf = (buf << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_new_user_builds_a_bot_and_gets_an_answer_in_the_test_chat() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn().await;
+
+    browser.goto(&app.url("/signup")).await;
+    browser.type_into("#name", "Ann Lee").await;
+    browser.type_into("#email", &email("browser")).await;
+    browser.type_into("#password", crate::helpers::PASSWORD).await;
+    browser.type_into("#company", "Lee Shoes").await;
+    browser.click("#age_16_or_older").await;
+    browser.screenshot("01-signup").await;
+    browser.click("#signup-submit").await;
+    browser.find("#new-chatbot-name").await;
+    assert!(browser.url().await.ends_with("/chatbots"), "after sign-up: {}", browser.url().await);
+
+    browser.type_into("#new-chatbot-name", "Shoe shop helper").await;
+    browser.click("#create-chatbot").await;
+    browser.click("#tab-qa").await;
+    browser.type_into("#qa-question", "What are your opening hours?").await;
+    browser.type_into("#qa-answer", "We are open 9 to 5, Monday to Friday.").await;
+    browser.click("#add-qa").await;
+    browser.screenshot("02-qa").await;
+
+    browser.click("#tab-chat").await;
+    browser.type_into("#message", "When are you open? Opening hours?").await;
+    browser.click("#send").await;
+    let answer = browser.text("#answer").await;
+    browser.screenshot("03-chat").await;
+    assert!(answer.contains("We are open 9 to 5, Monday to Friday."), "answer shown: {answer:?}");
+    browser.quit().await;
+}
