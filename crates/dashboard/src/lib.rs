@@ -1,9 +1,51 @@
-//! Server-rendered dashboard pages.
+//! Server-rendered dashboard pages: sign up, log in, chatbots (Settings, Q&A, Test chat) and My Account.
+//!
+//! Every page works without JavaScript and under the strict CSP set by `mtdesk_http` (no inline scripts
+//! or styles): forms post to the server, which answers a success with a 303 redirect and a refused form
+//! with the same page, what was typed and the message next to the field. Handlers are thin: they call the
+//! same services, domain parsers and store methods as the JSON API, so the rules live in one place.
+//!
+//! Authentication and CSRF protection are extractors in [`web`]: a protected handler takes a `User`
+//! (no session → 303 to `/login`), a POST handler reads its body through `CsrfForm` (bad token → 403).
+
+mod account;
+mod assets;
+mod chat;
+mod chatbots;
+mod qa;
+mod session;
+mod web;
 
 use axum::Router;
+use axum::routing::{get, post};
 use mtdesk_http::AppState;
 
 /// Every dashboard route, merged by the binary next to the API.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(session::index))
+        .route("/signup", get(session::signup_form).post(session::signup))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/chatbots", get(chatbots::list).post(chatbots::create))
+        .route(
+            "/chatbots/{id}",
+            get(chatbots::settings).post(chatbots::update),
+        )
+        .route("/chatbots/{id}/delete", post(chatbots::delete))
+        .route("/chatbots/{id}/qa", get(qa::tab).post(qa::add))
+        .route("/chatbots/{id}/qa/import", post(qa::import))
+        .route("/chatbots/{id}/qa/{qa_id}", post(qa::update))
+        .route("/chatbots/{id}/qa/{qa_id}/delete", post(qa::delete))
+        .route("/chatbots/{id}/chat", get(chat::page).post(chat::send))
+        .route("/account", get(account::page))
+        .route("/account/profile", post(account::profile))
+        .route("/account/password", post(account::password))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/delete", post(account::revoke_token))
+        .route("/account/delete", post(account::delete))
+        .route("/static/app.css", get(assets::css))
+        .route("/static/app.js", get(assets::js))
+        // Unknown paths outside /api/v1 (which has its own JSON fallback) get the HTML 404 page.
+        .fallback(|| async { web::not_found(web::Chrome::bare()) })
 }

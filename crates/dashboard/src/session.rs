@@ -1,7 +1,8 @@
 //! Signing up, logging in and out.
 
 use crate::web::{
-    self, Chrome, ClientIp, Csrf, CsrfForm, CsrfOnly, Errors, api_error, has_csrf, page, respond, see_other,
+    self, Chrome, ClientIp, Csrf, CsrfForm, CsrfOnly, Errors, api_error, has_csrf, page, respond,
+    see_other,
 };
 use askama::Template;
 use axum::extract::State;
@@ -70,10 +71,11 @@ pub async fn signup(
     CsrfForm(form): CsrfForm<SignupForm>,
 ) -> Response {
     let age = web::checked(&form.age_16_or_older);
-    let result = match NewAccount::parse(&form.name, &form.email, &form.company, &form.password, age) {
-        Ok(new) => services::sign_up(&state, new).await,
-        Err(e) => Err(e.into()),
-    };
+    let result =
+        match NewAccount::parse(&form.name, &form.email, &form.company, &form.password, age) {
+            Ok(new) => services::sign_up(&state, new).await,
+            Err(e) => Err(e.into()),
+        };
     match result {
         Ok(account) => begin_session(&state, &headers, &account.id).await,
         Err(e) => respond(
@@ -133,7 +135,9 @@ pub async fn login(
         Ok(account) => begin_session(&state, &headers, &account.id).await,
         Err(e) => {
             let errors = match &e {
-                ApiError::InvalidCredentials => Errors::general("The email or password is incorrect."),
+                ApiError::InvalidCredentials => {
+                    Errors::general("The email or password is incorrect.")
+                }
                 ApiError::TooManyRequests(secs) => Errors::general(format!(
                     "Too many failed attempts. For your security, please wait {} and try again.",
                     wait_text(*secs)
@@ -172,7 +176,12 @@ async fn begin_session(state: &AppState, headers: &HeaderMap, account: &AccountI
     let old = auth::cookie(headers, SESSION_COOKIE);
     match auth::start_session(state, account, old.as_deref()).await {
         Ok(value) => {
-            let cookie = auth::set_cookie(state, SESSION_COOKIE, &value, Some(state.config.session_ttl));
+            let cookie = auth::set_cookie(
+                state,
+                SESSION_COOKIE,
+                &value,
+                Some(state.config.session_ttl),
+            );
             let mut resp = see_other("/chatbots");
             web::append_cookie(&mut resp, &cookie);
             resp

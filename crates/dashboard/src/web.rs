@@ -3,7 +3,7 @@
 //!
 //! Authentication and CSRF are extractors, so a handler cannot forget them: a protected handler takes a
 //! `User` (no session → 303 to `/login`), and every POST handler reads its body through `CsrfForm`
-//! (bad or missing token → 403 page) or, for the one multipart form, calls [`check_csrf`].
+//! (bad or missing token → 403 page) or, for the one multipart form, calls [`csrf_failure`].
 
 use askama::Template;
 use axum::Form;
@@ -31,7 +31,10 @@ pub struct Csrf {
 impl FromRequestParts<AppState> for Csrf {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let (token, set_cookie) = auth::csrf_token(state, &parts.headers);
         Ok(Self { token, set_cookie })
     }
@@ -62,7 +65,10 @@ impl User {
 impl FromRequestParts<AppState> for User {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some((id, session_hash)) = auth::session_account(state, &parts.headers).await else {
             return Err(see_other("/login"));
         };
@@ -142,17 +148,20 @@ where
             };
             error_page(status, Chrome::bare(), "Something went wrong", message)
         })?;
-        check_csrf(state, &headers, form.csrf())?;
-        Ok(Self(form))
+        match csrf_failure(state, &headers, form.csrf()) {
+            Some(rejection) => Err(rejection),
+            None => Ok(Self(form)),
+        }
     }
 }
 
-/// Checks a submitted CSRF token (see [`auth::csrf_ok`]); `Err` is the friendly 403 page.
-pub fn check_csrf(state: &AppState, headers: &HeaderMap, token: &str) -> Result<(), Response> {
+/// Checks a submitted CSRF token (see [`auth::csrf_ok`]): `None` when it is good, else the friendly 403
+/// page to answer with.
+pub fn csrf_failure(state: &AppState, headers: &HeaderMap, token: &str) -> Option<Response> {
     if auth::csrf_ok(state, headers, token) {
-        Ok(())
+        None
     } else {
-        Err(error_page(
+        Some(error_page(
             StatusCode::FORBIDDEN,
             Chrome::bare(),
             "This form has expired",
@@ -315,7 +324,12 @@ pub fn api_error(chrome: Chrome, e: ApiError) -> Response {
             "Something went wrong",
             "An unexpected error happened; it has been logged. Please try again.",
         ),
-        other => error_page(other.status(), chrome, "Something went wrong", &capitalize(&other.user_message())),
+        other => error_page(
+            other.status(),
+            chrome,
+            "Something went wrong",
+            &capitalize(&other.user_message()),
+        ),
     }
 }
 
@@ -323,7 +337,9 @@ pub fn api_error(chrome: Chrome, e: ApiError) -> Response {
 /// `ApiError`'s `IntoResponse`.
 pub fn log_if_internal(e: &ApiError) {
     match e {
-        ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+        ApiError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "internal error")
+        }
         ApiError::Unavailable => tracing::error!("database unavailable"),
         _ => {}
     }
@@ -347,10 +363,13 @@ impl Errors {
         let field = e.field().filter(|f| fields.contains(f));
         let message = match (e, field) {
             (ApiError::Conflict { field: "email" }, _) => {
-                "An account with this email already exists. Log in instead, or use another email.".to_string()
+                "An account with this email already exists. Log in instead, or use another email."
+                    .to_string()
             }
             (ApiError::Validation(d), Some(f)) => sentence(f, &d.message),
-            (ApiError::Internal(_), _) => "Something went wrong on our side; it has been logged. Please try again.".into(),
+            (ApiError::Internal(_), _) => {
+                "Something went wrong on our side; it has been logged. Please try again.".into()
+            }
             (other, _) => capitalize(&other.user_message()),
         };
         Self {
@@ -420,7 +439,9 @@ pub fn sentence(field: &str, message: &str) -> String {
         "message" => "Message",
         _ => "",
     };
-    let starts_predicate = ["is ", "must ", "contains "].iter().any(|p| message.starts_with(p));
+    let starts_predicate = ["is ", "must ", "contains "]
+        .iter()
+        .any(|p| message.starts_with(p));
     if !label.is_empty() && starts_predicate {
         format!("{label} {message}.")
     } else {
@@ -449,7 +470,10 @@ pub fn flash(query: Option<&str>, known: &[(&str, &'static str)]) -> Option<&'st
         .split('&')
         .map(|kv| kv.split_once('=').map(|(k, _)| k).unwrap_or(kv))
         .collect();
-    known.iter().find(|(k, _)| keys.contains(k)).map(|(_, m)| *m)
+    known
+        .iter()
+        .find(|(k, _)| keys.contains(k))
+        .map(|(_, m)| *m)
 }
 
 /// A unix-ms timestamp as a day, e.g. "5 Mar 2025" (UTC).
@@ -462,8 +486,9 @@ pub fn date(ms: i64) -> String {
 
 /// A unix-ms timestamp with the time of day, e.g. "5 Mar 2025, 14:03 UTC".
 pub fn date_time(ms: i64) -> String {
-    let format =
-        time::macros::format_description!("[day padding:none] [month repr:short] [year], [hour]:[minute] UTC");
+    let format = time::macros::format_description!(
+        "[day padding:none] [month repr:short] [year], [hour]:[minute] UTC"
+    );
     to_datetime(ms)
         .and_then(|d| d.format(format).ok())
         .unwrap_or_else(|| "—".into())
@@ -498,10 +523,16 @@ mod tests {
     fn field_messages_read_as_sentences() {
         assert_eq!(sentence("email", "is required"), "Email is required.");
         assert_eq!(
-            sentence("age_16_or_older", "you must confirm that you are 16 or older to use MT Desk"),
+            sentence(
+                "age_16_or_older",
+                "you must confirm that you are 16 or older to use MT Desk"
+            ),
             "You must confirm that you are 16 or older to use MT Desk"
         );
-        assert_eq!(sentence("new_password", "must be at least 10 characters"), "New password must be at least 10 characters.");
+        assert_eq!(
+            sentence("new_password", "must be at least 10 characters"),
+            "New password must be at least 10 characters."
+        );
     }
 
     #[test]

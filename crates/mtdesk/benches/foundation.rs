@@ -39,25 +39,39 @@ async fn start(vars: BTreeMap<String, String>) -> anyhow::Result<Server> {
         })
         .await;
     });
-    let new = mtdesk_domain::NewAccount::parse("Bench", "bench@example.com", "Bench Co", PASSWORD, true)
+    let new =
+        mtdesk_domain::NewAccount::parse("Bench", "bench@example.com", "Bench Co", PASSWORD, true)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let account = mtdesk_http::services::sign_up(&state, new)
+        .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let account = mtdesk_http::services::sign_up(&state, new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let (_, token) = mtdesk_http::services::create_token(&state, &account.id, "bench")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for i in 0..CHATBOTS {
-        let settings = mtdesk_domain::ChatbotDraft { name: Some(&format!("Bot {i}")), ..Default::default() }
-            .apply(&mtdesk_domain::ChatbotSettings::defaults())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let settings = mtdesk_domain::ChatbotDraft {
+            name: Some(&format!("Bot {i}")),
+            ..Default::default()
+        }
+        .apply(&mtdesk_domain::ChatbotSettings::defaults())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         state.store.insert_chatbot(&account.id, &settings).await?;
     }
-    Ok(Server { base: format!("http://{addr}"), token, state, _shutdown: tx })
+    Ok(Server {
+        base: format!("http://{addr}"),
+        token,
+        state,
+        _shutdown: tx,
+    })
 }
 
 fn base_vars(dir: &std::path::Path) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     v.insert("MTDESK_DATA_DIR".to_string(), dir.display().to_string());
-    v.insert("MTDESK_SECRET_KEY".to_string(), "bench-secret-key-0123456789abcdef0123456789".to_string());
+    v.insert(
+        "MTDESK_SECRET_KEY".to_string(),
+        "bench-secret-key-0123456789abcdef0123456789".to_string(),
+    );
     v
 }
 
@@ -75,11 +89,18 @@ async fn login_cost(server: &Server) -> anyhow::Result<Vec<f64>> {
 }
 
 async fn throughput(server: &Server) -> anyhow::Result<f64> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()?;
     let url = format!("{}/api/v1/chatbots", server.base);
     // Warm up connections and caches.
     for _ in 0..100 {
-        client.get(&url).bearer_auth(&server.token).send().await?.error_for_status()?;
+        client
+            .get(&url)
+            .bearer_auth(&server.token)
+            .send()
+            .await?
+            .error_for_status()?;
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -112,7 +133,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
 
     let mut vars = base_vars(&dir);
-    vars.insert("MTDESK_DATABASE_URL".into(), format!("sqlite://{}", dir.join("bench.sqlite").display()));
+    vars.insert(
+        "MTDESK_DATABASE_URL".into(),
+        format!("sqlite://{}", dir.join("bench.sqlite").display()),
+    );
     let sqlite = start(vars).await?;
     let params = sqlite.state.config.password;
     let ms = login_cost(&sqlite).await?;
@@ -127,14 +151,27 @@ async fn main() -> anyhow::Result<()> {
         LOGINS
     );
     let sqlite_rps = throughput(&sqlite).await?;
-    println!("GET /api/v1/chatbots ({CHATBOTS} bots) on SQLite: {sqlite_rps:.0} req/s ({REQUESTS} requests, concurrency {CONCURRENCY})");
+    println!(
+        "GET /api/v1/chatbots ({CHATBOTS} bots) on SQLite: {sqlite_rps:.0} req/s ({REQUESTS} requests, concurrency {CONCURRENCY})"
+    );
 
-    let admin = std::env::var("MTDESK_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin = std::env::var("MTDESK_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let name = format!("mtdesk_bench_{}", uuid::Uuid::new_v4().simple());
-    match tokio::time::timeout(Duration::from_secs(5), <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)).await {
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&admin),
+    )
+    .await
+    {
         Ok(Ok(mut conn)) => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
-            let url = format!("{}/{name}", admin.rsplit_once('/').map(|(s, _)| s).unwrap_or(&admin));
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await?;
+            let url = format!(
+                "{}/{name}",
+                admin.rsplit_once('/').map(|(s, _)| s).unwrap_or(&admin)
+            );
             let mut vars = base_vars(&dir);
             vars.insert("MTDESK_DATABASE_URL".into(), url);
             let result = async {
@@ -144,11 +181,15 @@ async fn main() -> anyhow::Result<()> {
                 Ok::<_, anyhow::Error>(rps)
             }
             .await;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut conn)
-                .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await?;
             let pg_rps = result?;
-            println!("GET /api/v1/chatbots ({CHATBOTS} bots) on PostgreSQL: {pg_rps:.0} req/s ({REQUESTS} requests, concurrency {CONCURRENCY})");
+            println!(
+                "GET /api/v1/chatbots ({CHATBOTS} bots) on PostgreSQL: {pg_rps:.0} req/s ({REQUESTS} requests, concurrency {CONCURRENCY})"
+            );
             println!("ratio PostgreSQL/SQLite: {:.2}", pg_rps / sqlite_rps);
         }
         _ => println!("PostgreSQL at {admin} unreachable: skipped"),

@@ -12,7 +12,10 @@ async fn sign_up_returns_the_account_and_a_working_token() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["email"], a.email.as_str());
     assert_eq!(me["company"], "Lee Shoes");
-    assert!(me.get("password_hash").is_none(), "the hash must never leave the server");
+    assert!(
+        me.get("password_hash").is_none(),
+        "the hash must never leave the server"
+    );
 }
 
 #[tokio::test]
@@ -41,7 +44,12 @@ async fn sign_up_without_the_age_confirmation_is_refused() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["message"].as_str().unwrap_or("").contains("age_16_or_older"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("age_16_or_older")
+    );
 }
 
 #[tokio::test]
@@ -72,7 +80,13 @@ async fn concurrent_sign_ups_with_one_email_create_exactly_one_account() {
         let url = app.url("/api/v1/account");
         let body = json!({"name": format!("Racer {i}"), "email": if i % 2 == 0 { e.clone() } else { e.to_uppercase() }, "password": PASSWORD, "company": "X", "age_16_or_older": true});
         tasks.push(tokio::spawn(async move {
-            client.post(url).json(&body).send().await.expect("send").status()
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("send")
+                .status()
         }));
     }
     let mut created = 0;
@@ -91,7 +105,11 @@ async fn concurrent_sign_ups_with_one_email_create_exactly_one_account() {
 async fn weak_passwords_are_refused_with_the_reason() {
     let app = TestApp::spawn().await;
     let e = email("weak");
-    for (password, reason) in [("short", "at least"), ("password123", "common"), (e.as_str(), "email")] {
+    for (password, reason) in [
+        ("short", "at least"),
+        ("password123", "common"),
+        (e.as_str(), "email"),
+    ] {
         let (status, body) = app
             .api(
                 Method::POST,
@@ -102,7 +120,10 @@ async fn weak_passwords_are_refused_with_the_reason() {
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["field"], "password");
-        assert!(body["message"].as_str().unwrap_or("").contains(reason), "{body}");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains(reason),
+            "{body}"
+        );
     }
 }
 
@@ -111,7 +132,12 @@ async fn profile_can_be_corrected_and_email_change_needs_the_password() {
     let app = TestApp::spawn().await;
     let a = app.sign_up(&email("fix")).await;
     let (status, body) = app
-        .api(Method::PATCH, "/api/v1/account", Some(&a.token), Some(json!({"name": "Ann Lee-Smith", "company": "Lee Boots"})))
+        .api(
+            Method::PATCH,
+            "/api/v1/account",
+            Some(&a.token),
+            Some(json!({"name": "Ann Lee-Smith", "company": "Lee Boots"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], "Ann Lee-Smith");
@@ -119,7 +145,12 @@ async fn profile_can_be_corrected_and_email_change_needs_the_password() {
 
     let new_email = email("moved");
     let (status, body) = app
-        .api(Method::PATCH, "/api/v1/account", Some(&a.token), Some(json!({"email": new_email})))
+        .api(
+            Method::PATCH,
+            "/api/v1/account",
+            Some(&a.token),
+            Some(json!({"email": new_email})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["field"], "current_password");
@@ -173,16 +204,29 @@ async fn password_change_checks_the_current_password_and_writes_nothing_on_error
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let account = app.state.store.find_account_by_email(&a.email).await.expect("account");
-    assert!(mtdesk_http::auth::verify_blocking(&account.password_hash, "a brand new passphrase"));
-    assert!(!mtdesk_http::auth::verify_blocking(&account.password_hash, PASSWORD));
+    let account = app
+        .state
+        .store
+        .find_account_by_email(&a.email)
+        .await
+        .expect("account");
+    assert!(mtdesk_http::auth::verify_blocking(
+        &account.password_hash,
+        "a brand new passphrase"
+    ));
+    assert!(!mtdesk_http::auth::verify_blocking(
+        &account.password_hash,
+        PASSWORD
+    ));
 }
 
 #[tokio::test]
 async fn tokens_are_shown_once_listed_without_secret_and_revocable() {
     let app = TestApp::spawn().await;
     let a = app.sign_up(&email("tok")).await;
-    let (status, created) = app.post("/api/v1/tokens", &a.token, json!({"name": "zapier"})).await;
+    let (status, created) = app
+        .post("/api/v1/tokens", &a.token, json!({"name": "zapier"}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let secret = created["secret"].as_str().expect("secret").to_string();
     assert!(secret.starts_with("mtd_"));
@@ -190,13 +234,25 @@ async fn tokens_are_shown_once_listed_without_secret_and_revocable() {
     assert_eq!(status, StatusCode::OK);
     let list = list.as_array().expect("array");
     assert_eq!(list.len(), 2);
-    assert!(!list.iter().any(|t| t.to_string().contains(&secret)), "secrets are never listed");
+    assert!(
+        !list.iter().any(|t| t.to_string().contains(&secret)),
+        "secrets are never listed"
+    );
     // Only the hash is stored.
-    let traces = mtdesk_storage::catalogue::find_traces(&app.state.store, &[&secret]).await.expect("scan");
+    let traces = mtdesk_storage::catalogue::find_traces(&app.state.store, &[&secret])
+        .await
+        .expect("scan");
     assert!(traces.is_empty(), "token stored in clear: {traces:?}");
 
     let id = created["token"]["id"].as_str().expect("id");
-    let (status, _) = app.api(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(&a.token), None).await;
+    let (status, _) = app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = app.get("/api/v1/account", &secret).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -18,13 +18,48 @@ async fn malformed_and_mistyped_bodies_get_clear_errors() {
         async move { crate::helpers::json_of(req.send().await.expect("send")).await }
     };
     let cases = [
-        ("{\"name\": ", "application/json", StatusCode::BAD_REQUEST, "bad_request"),
-        ("name=x", "application/x-www-form-urlencoded", StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        ("{}", "application/json", StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        ("{\"name\": 5}", "application/json", StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        ("{\"name\": \"x\", \"nmae\": 1}", "application/json", StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        ("{\"name\": \"x\", \"temperature\": 7}", "application/json", StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-        ("{\"name\": \"x\", \"provider\": \"gpt\"}", "application/json", StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (
+            "{\"name\": ",
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "name=x",
+            "application/x-www-form-urlencoded",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "{}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "{\"name\": 5}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "{\"name\": \"x\", \"nmae\": 1}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "{\"name\": \"x\", \"temperature\": 7}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "{\"name\": \"x\", \"provider\": \"gpt\"}",
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
     ];
     for (body, ct, status, code) in cases {
         let (got, resp) = send(body, ct).await;
@@ -33,7 +68,11 @@ async fn malformed_and_mistyped_bodies_get_clear_errors() {
         assert!(!resp["message"].as_str().unwrap_or("").is_empty());
     }
     let (_, list) = app.get("/api/v1/chatbots", &a.token).await;
-    assert_eq!(list.as_array().map(Vec::len), Some(0), "no request above may write anything");
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(0),
+        "no request above may write anything"
+    );
 }
 
 #[tokio::test]
@@ -44,14 +83,27 @@ async fn over_long_fields_are_refused_naming_the_field() {
     let long_instructions = "i".repeat(20_001);
     for (body, field) in [
         (json!({"name": long_name}), "name"),
-        (json!({"name": "ok", "instructions": long_instructions}), "instructions"),
+        (
+            json!({"name": "ok", "instructions": long_instructions}),
+            "instructions",
+        ),
     ] {
         let (status, resp) = app.post("/api/v1/chatbots", &a.token, body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{resp}");
         assert_eq!(resp["field"], field);
     }
-    let (status, _) = app.post("/api/v1/chatbots", &a.token, json!({"name": "n".repeat(200), "instructions": "i".repeat(20_000)})).await;
-    assert_eq!(status, StatusCode::CREATED, "the limits themselves are allowed");
+    let (status, _) = app
+        .post(
+            "/api/v1/chatbots",
+            &a.token,
+            json!({"name": "n".repeat(200), "instructions": "i".repeat(20_000)}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the limits themselves are allowed"
+    );
     let (status, resp) = app
         .api(
             Method::POST,
@@ -79,7 +131,9 @@ async fn unknown_or_malformed_ids_are_404() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"], "not_found", "{path}");
     }
-    let (status, body) = app.api(Method::PUT, "/api/v1/chatbots", Some(&a.token), None).await;
+    let (status, body) = app
+        .api(Method::PUT, "/api/v1/chatbots", Some(&a.token), None)
+        .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"], "method_not_allowed");
 }
@@ -91,7 +145,13 @@ async fn bodies_over_the_limit_get_413_and_write_nothing() {
     })
     .await;
     let a = app.sign_up(&email("big")).await;
-    let (status, body) = app.post("/api/v1/chatbots", &a.token, json!({"name": "x", "instructions": "y".repeat(10_000)})).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/chatbots",
+            &a.token,
+            json!({"name": "x", "instructions": "y".repeat(10_000)}),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"], "payload_too_large");
     let (_, list) = app.get("/api/v1/chatbots", &a.token).await;
@@ -104,7 +164,13 @@ async fn empty_or_huge_chat_messages_are_refused() {
     let a = app.sign_up(&email("msg")).await;
     let bot = app.create_chatbot(&a.token, "B").await;
     for m in ["   ".to_string(), "x".repeat(4_001)] {
-        let (status, body) = app.post(&format!("/api/v1/chatbots/{bot}/chat"), &a.token, json!({"message": m})).await;
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/chatbots/{bot}/chat"),
+                &a.token,
+                json!({"message": m}),
+            )
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(body["field"], "message");
     }

@@ -20,7 +20,11 @@ struct Browser {
 
 fn find_binary(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| {
-        let out = Command::new("sh").arg("-c").arg(format!("command -v {n}")).output().ok()?;
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {n}"))
+            .output()
+            .ok()?;
         let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
         (!path.is_empty()).then_some(path)
     })
@@ -29,20 +33,31 @@ fn find_binary(names: &[&str]) -> Option<String> {
 impl Browser {
     async fn start() -> Option<Self> {
         let required = std::env::var("MTDESK_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-        let (Some(driver_bin), Some(chrome_bin)) =
-            (find_binary(&["chromedriver"]), find_binary(&["chromium", "chromium-browser", "google-chrome"]))
-        else {
-            assert!(!required, "MTDESK_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed");
-            eprintln!("SKIPPED browser test: install Debian's `chromium` and `chromium-driver` to run it");
+        let (Some(driver_bin), Some(chrome_bin)) = (
+            find_binary(&["chromedriver"]),
+            find_binary(&["chromium", "chromium-browser", "google-chrome"]),
+        ) else {
+            assert!(
+                !required,
+                "MTDESK_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed"
+            );
+            eprintln!(
+                "SKIPPED browser test: install Debian's `chromium` and `chromium-driver` to run it"
+            );
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
         let driver = Command::new(driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -53,7 +68,10 @@ impl Browser {
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = crate::helpers::temp_dir();
@@ -76,24 +94,45 @@ impl Browser {
             .json()
             .await
             .expect("json");
-        let id = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {resp}")).to_string();
-        Some(Self { http, session_url: format!("{base}/session/{id}"), driver, profile })
+        let id = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {resp}"))
+            .to_string();
+        Some(Self {
+            http,
+            session_url: format!("{base}/session/{id}"),
+            driver,
+            profile,
+        })
     }
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}{}", self.session_url, path));
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.session_url, path));
         req = req.json(&body.unwrap_or(json!({})));
-        let v: Value = req.send().await.expect("webdriver").json().await.expect("json");
+        let v: Value = req
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("json");
         assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
         v["value"].clone()
     }
 
     async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     async fn url(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_string()
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Waits up to 10 s for an element matching `css`.
@@ -113,35 +152,90 @@ impl Browser {
             if let Some(id) = v["value"][ELEMENT_KEY].as_str() {
                 return id.to_string();
             }
-            assert!(Instant::now() < deadline, "element {css} not found on {}", self.url().await);
+            assert!(
+                Instant::now() < deadline,
+                "element {css} not found on {}",
+                self.url().await
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{el}/clear"), None).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{el}/value"), Some(json!({"text": text}))).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/clear"), None)
+            .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     async fn click(&self, css: &str) {
         let el = self.find(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{el}/click"), None).await;
+        // As a person would: bring it to the middle of the screen, clear of the sticky top bar (Chrome
+        // restores the scroll position after a form redirects back to the same page).
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "arguments[0].scrollIntoView({block: 'center'});", "args": [{ELEMENT_KEY: el}]})),
+        )
+        .await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{el}/click"), None)
+            .await;
+    }
+
+    /// Clicks something that loads a new page and waits until the old page is gone, so the next lookup
+    /// cannot find an element of the page being left (and no navigation is cut short by the next one).
+    async fn click_and_wait(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v: Value = self
+                .http
+                .get(format!("{}/element/{old}/name", self.session_url))
+                .send()
+                .await
+                .expect("poll")
+                .json()
+                .await
+                .expect("json");
+            if v["value"]["error"] == "stale element reference" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} did not load a new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn text(&self, css: &str) -> String {
         let el = self.find(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{el}/text"), None).await.as_str().unwrap_or("").to_string()
+        self.cmd(reqwest::Method::GET, &format!("/element/{el}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Saves a PNG screenshot when MTDESK_SCREENSHOT_DIR is set (for looking at the pages).
     async fn screenshot(&self, name: &str) {
-        let Ok(dir) = std::env::var("MTDESK_SCREENSHOT_DIR") else { return };
+        let Ok(dir) = std::env::var("MTDESK_SCREENSHOT_DIR") else {
+            return;
+        };
         let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         if let Some(s) = b64.as_str() {
             let _ = std::fs::create_dir_all(&dir);
             let bytes = base64_decode(s);
-            let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), bytes);
+            let _ = std::fs::write(
+                std::path::Path::new(&dir).join(format!("{name}.png")),
+                bytes,
+            );
         }
     }
 
@@ -181,33 +275,52 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_new_user_builds_a_bot_and_gets_an_answer_in_the_test_chat() {
-    let Some(browser) = Browser::start().await else { return };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
     let app = TestApp::spawn().await;
 
     browser.goto(&app.url("/signup")).await;
     browser.type_into("#name", "Ann Lee").await;
     browser.type_into("#email", &email("browser")).await;
-    browser.type_into("#password", crate::helpers::PASSWORD).await;
+    browser
+        .type_into("#password", crate::helpers::PASSWORD)
+        .await;
     browser.type_into("#company", "Lee Shoes").await;
     browser.click("#age_16_or_older").await;
     browser.screenshot("01-signup").await;
-    browser.click("#signup-submit").await;
+    browser.click_and_wait("#signup-submit").await;
     browser.find("#new-chatbot-name").await;
-    assert!(browser.url().await.ends_with("/chatbots"), "after sign-up: {}", browser.url().await);
+    assert!(
+        browser.url().await.ends_with("/chatbots"),
+        "after sign-up: {}",
+        browser.url().await
+    );
 
-    browser.type_into("#new-chatbot-name", "Shoe shop helper").await;
-    browser.click("#create-chatbot").await;
-    browser.click("#tab-qa").await;
-    browser.type_into("#qa-question", "What are your opening hours?").await;
-    browser.type_into("#qa-answer", "We are open 9 to 5, Monday to Friday.").await;
-    browser.click("#add-qa").await;
+    browser
+        .type_into("#new-chatbot-name", "Shoe shop helper")
+        .await;
+    browser.click_and_wait("#create-chatbot").await;
+    browser.click_and_wait("#tab-qa").await;
+    browser
+        .type_into("#qa-question", "What are your opening hours?")
+        .await;
+    browser
+        .type_into("#qa-answer", "We are open 9 to 5, Monday to Friday.")
+        .await;
+    browser.click_and_wait("#add-qa").await;
     browser.screenshot("02-qa").await;
 
-    browser.click("#tab-chat").await;
-    browser.type_into("#message", "When are you open? Opening hours?").await;
-    browser.click("#send").await;
+    browser.click_and_wait("#tab-chat").await;
+    browser
+        .type_into("#message", "When are you open? Opening hours?")
+        .await;
+    browser.click_and_wait("#send").await;
     let answer = browser.text("#answer").await;
     browser.screenshot("03-chat").await;
-    assert!(answer.contains("We are open 9 to 5, Monday to Friday."), "answer shown: {answer:?}");
+    assert!(
+        answer.contains("We are open 9 to 5, Monday to Friday."),
+        "answer shown: {answer:?}"
+    );
     browser.quit().await;
 }

@@ -22,7 +22,12 @@ async fn chatbot_crud_round_trip() {
     app.create_chatbot(&a.token, "Sales").await;
 
     let (_, list) = app.get("/api/v1/chatbots", &a.token).await;
-    let names: Vec<&str> = list.as_array().expect("array").iter().filter_map(|b| b["name"].as_str()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["Support", "Sales"]);
 
     let (status, updated) = app
@@ -35,9 +40,19 @@ async fn chatbot_crud_round_trip() {
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["provider"], "openrouter");
-    assert_eq!(updated["instructions"], "Be kind.", "fields not sent keep their value");
+    assert_eq!(
+        updated["instructions"], "Be kind.",
+        "fields not sent keep their value"
+    );
 
-    let (status, _) = app.api(Method::DELETE, &format!("/api/v1/chatbots/{id}"), Some(&a.token), None).await;
+    let (status, _) = app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/chatbots/{id}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, body) = app.get(&format!("/api/v1/chatbots/{id}"), &a.token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -49,9 +64,28 @@ async fn qa_pairs_crud_and_the_chat_answers_from_them() {
     let app = TestApp::spawn().await;
     let a = app.sign_up(&email("qa")).await;
     let bot = app.create_chatbot(&a.token, "Support").await;
-    let hours = app.add_qa(&a.token, &bot, "What are your opening hours?", "9 to 5, Monday to Friday.").await;
-    app.add_qa(&a.token, &bot, "Can I get a refund?", "Yes, within 30 days of purchase.").await;
-    app.add_qa(&a.token, &bot, "Do you ship to Canada?", "Yes, shipping to Canada takes 5 days.").await;
+    let hours = app
+        .add_qa(
+            &a.token,
+            &bot,
+            "What are your opening hours?",
+            "9 to 5, Monday to Friday.",
+        )
+        .await;
+    app.add_qa(
+        &a.token,
+        &bot,
+        "Can I get a refund?",
+        "Yes, within 30 days of purchase.",
+    )
+    .await;
+    app.add_qa(
+        &a.token,
+        &bot,
+        "Do you ship to Canada?",
+        "Yes, shipping to Canada takes 5 days.",
+    )
+    .await;
 
     let ask = |m: &'static str| {
         let app = &app;
@@ -86,12 +120,19 @@ async fn qa_pairs_crud_and_the_chat_answers_from_them() {
     let (_, reply) = ask("opening hours?").await;
     assert_eq!(reply["answer"], "8 to 6 every day.");
     let (status, _) = app
-        .api(Method::DELETE, &format!("/api/v1/chatbots/{bot}/qa/{hours}"), Some(&a.token), None)
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/chatbots/{bot}/qa/{hours}"),
+            Some(&a.token),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, reply) = ask("opening hours?").await;
     assert_eq!(reply["source"], "fallback");
-    let (_, list) = app.get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token).await;
+    let (_, list) = app
+        .get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token)
+        .await;
     assert_eq!(list.as_array().map(Vec::len), Some(2));
 }
 
@@ -100,15 +141,34 @@ async fn a_chatbot_set_to_an_unavailable_provider_says_so() {
     let app = TestApp::spawn().await;
     let a = app.sign_up(&email("prov")).await;
     let (_, bot) = app
-        .post("/api/v1/chatbots", &a.token, json!({"name": "B", "provider": "fireworks", "model": "llama"}))
+        .post(
+            "/api/v1/chatbots",
+            &a.token,
+            json!({"name": "B", "provider": "fireworks", "model": "llama"}),
+        )
         .await;
     let id = bot["id"].as_str().expect("id");
-    let (_, reply) = app.post(&format!("/api/v1/chatbots/{id}/chat"), &a.token, json!({"message": "hi"})).await;
+    let (_, reply) = app
+        .post(
+            &format!("/api/v1/chatbots/{id}/chat"),
+            &a.token,
+            json!({"message": "hi"}),
+        )
+        .await;
     assert_eq!(reply["answered_by"], "offline");
-    assert!(reply["notice"].as_str().unwrap_or("").contains("Fireworks"), "{reply}");
+    assert!(
+        reply["notice"].as_str().unwrap_or("").contains("Fireworks"),
+        "{reply}"
+    );
 }
 
-async fn import(app: &TestApp, token: &str, bot: &str, csv: &str, query: &str) -> (StatusCode, serde_json::Value) {
+async fn import(
+    app: &TestApp,
+    token: &str,
+    bot: &str,
+    csv: &str,
+    query: &str,
+) -> (StatusCode, serde_json::Value) {
     let resp = app
         .client
         .post(app.url(&format!("/api/v1/chatbots/{bot}/qa/import{query}")))
@@ -131,14 +191,22 @@ async fn csv_import_is_all_or_nothing_unless_invalid_rows_are_skipped() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["imported"], 0);
     assert_eq!(body["errors"][0]["row"], 3);
-    let (_, list) = app.get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token).await;
-    assert_eq!(list.as_array().map(Vec::len), Some(0), "nothing half-imported");
+    let (_, list) = app
+        .get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token)
+        .await;
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(0),
+        "nothing half-imported"
+    );
 
     let (status, body) = import(&app, &a.token, &bot, csv, "?skip_invalid=true").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["imported"], 2);
     assert_eq!(body["errors"].as_array().map(Vec::len), Some(1));
-    let (_, list) = app.get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token).await;
+    let (_, list) = app
+        .get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token)
+        .await;
     assert_eq!(list[0]["answer"], "9 to 5, weekdays");
 
     let (status, body) = import(&app, &a.token, &bot, "", "").await;

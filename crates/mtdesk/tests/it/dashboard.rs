@@ -20,7 +20,10 @@ struct Page {
 
 impl Page {
     fn location(&self) -> &str {
-        self.headers.get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     fn set_cookies(&self) -> Vec<String> {
@@ -33,7 +36,10 @@ impl Page {
 
     /// The value of the first hidden `csrf` input.
     fn csrf(&self) -> String {
-        let at = self.body.find("name=\"csrf\"").unwrap_or_else(|| panic!("no csrf field in page: {}", self.body));
+        let at = self
+            .body
+            .find("name=\"csrf\"")
+            .unwrap_or_else(|| panic!("no csrf field in page: {}", self.body));
         let tag_start = self.body[..at].rfind('<').unwrap_or(0);
         let tag_end = at + self.body[at..].find('>').unwrap_or(0);
         let tag = &self.body[tag_start..tag_end];
@@ -49,19 +55,41 @@ impl Tab {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Self { client, base: app.base.clone() }
+        Self {
+            client,
+            base: app.base.clone(),
+        }
     }
 
     async fn page(resp: reqwest::Response) -> Page {
-        Page { status: resp.status(), headers: resp.headers().clone(), body: resp.text().await.expect("body") }
+        Page {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.expect("body"),
+        }
     }
 
     async fn get(&self, path: &str) -> Page {
-        Self::page(self.client.get(format!("{}{path}", self.base)).send().await.expect("get")).await
+        Self::page(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("get"),
+        )
+        .await
     }
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Self::page(self.client.post(format!("{}{path}", self.base)).form(form).send().await.expect("post")).await
+        Self::page(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(form)
+                .send()
+                .await
+                .expect("post"),
+        )
+        .await
     }
 
     /// GETs `page_path` for its CSRF token, then posts the form with it.
@@ -76,18 +104,34 @@ impl Tab {
         self.submit(
             "/signup",
             "/signup",
-            &[("name", "Ann Lee"), ("email", email), ("password", PASSWORD), ("company", "Lee Shoes"), ("age_16_or_older", "on")],
+            &[
+                ("name", "Ann Lee"),
+                ("email", email),
+                ("password", PASSWORD),
+                ("company", "Lee Shoes"),
+                ("age_16_or_older", "on"),
+            ],
         )
         .await
     }
 
     async fn log_in(&self, email: &str, password: &str) -> Page {
-        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 }
 
 fn chatbot_id_from(location: &str) -> String {
-    location.trim_start_matches("/chatbots/").split(['/', '?']).next().unwrap_or("").to_string()
+    location
+        .trim_start_matches("/chatbots/")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test]
@@ -98,9 +142,19 @@ async fn sign_up_log_out_and_log_in_with_safe_cookies() {
     let page = tab.sign_up(&e).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), "/chatbots");
-    let session = page.set_cookies().into_iter().find(|c| c.starts_with("mtdesk_session=")).expect("session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
-    assert!(!session.contains("Secure"), "plain-http instance: no Secure flag");
+    let session = page
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("mtdesk_session="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(
+        !session.contains("Secure"),
+        "plain-http instance: no Secure flag"
+    );
 
     let page = tab.get("/chatbots").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -113,20 +167,38 @@ async fn sign_up_log_out_and_log_in_with_safe_cookies() {
 
     let page = tab.log_in(&e.to_uppercase(), PASSWORD).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    let rotated = page.set_cookies().into_iter().find(|c| c.starts_with("mtdesk_session=")).expect("new cookie");
-    assert_ne!(rotated.split(';').next(), session.split(';').next(), "a new session id at every login");
+    let rotated = page
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("mtdesk_session="))
+        .expect("new cookie");
+    assert_ne!(
+        rotated.split(';').next(),
+        session.split(';').next(),
+        "a new session id at every login"
+    );
     assert_eq!(tab.get("/chatbots").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn https_instances_mark_cookies_secure() {
     let app = TestApp::spawn_with(|v| {
-        v.insert("MTDESK_PUBLIC_URL".into(), "https://desk.example.com".into());
+        v.insert(
+            "MTDESK_PUBLIC_URL".into(),
+            "https://desk.example.com".into(),
+        );
     })
     .await;
     let page = Tab::new(&app).get("/login").await;
-    let csrf_cookie = page.set_cookies().into_iter().find(|c| c.starts_with("mtdesk_csrf=")).expect("csrf cookie");
-    assert!(csrf_cookie.contains("Secure") && csrf_cookie.contains("HttpOnly"), "{csrf_cookie}");
+    let csrf_cookie = page
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("mtdesk_csrf="))
+        .expect("csrf cookie");
+    assert!(
+        csrf_cookie.contains("Secure") && csrf_cookie.contains("HttpOnly"),
+        "{csrf_cookie}"
+    );
 }
 
 #[tokio::test]
@@ -138,14 +210,29 @@ async fn sign_up_form_refuses_without_age_confirmation_and_keeps_what_was_typed(
         .submit(
             "/signup",
             "/signup",
-            &[("name", "Young Person"), ("email", &e), ("password", PASSWORD), ("company", "School Club")],
+            &[
+                ("name", "Young Person"),
+                ("email", &e),
+                ("password", PASSWORD),
+                ("company", "School Club"),
+            ],
         )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("16"), "the reason is shown");
-    assert!(page.body.contains("Young Person") && page.body.contains(&e) && page.body.contains("School Club"));
-    assert!(!page.body.contains(PASSWORD), "the password is never echoed back");
-    assert!(app.state.store.find_account_by_email(&e).await.is_err(), "no account created");
+    assert!(
+        page.body.contains("Young Person")
+            && page.body.contains(&e)
+            && page.body.contains("School Club")
+    );
+    assert!(
+        !page.body.contains(PASSWORD),
+        "the password is never echoed back"
+    );
+    assert!(
+        app.state.store.find_account_by_email(&e).await.is_err(),
+        "no account created"
+    );
 }
 
 #[tokio::test]
@@ -154,11 +241,23 @@ async fn forms_without_a_valid_csrf_token_or_from_another_origin_are_refused() {
     let tab = Tab::new(&app);
     tab.get("/signup").await;
     let e = email("csrf");
-    let fields = [("name", "A"), ("email", e.as_str()), ("password", PASSWORD), ("company", "C"), ("age_16_or_older", "on")];
+    let fields = [
+        ("name", "A"),
+        ("email", e.as_str()),
+        ("password", PASSWORD),
+        ("company", "C"),
+        ("age_16_or_older", "on"),
+    ];
     let mut form = fields.to_vec();
     form.push(("csrf", "forged"));
-    assert_eq!(tab.post("/signup", &form).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(tab.post("/signup", &fields).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        tab.post("/signup", &form).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        tab.post("/signup", &fields).await.status,
+        StatusCode::FORBIDDEN
+    );
     // A valid token from another origin is still refused.
     let token = tab.get("/signup").await.csrf();
     let mut form = fields.to_vec();
@@ -176,7 +275,10 @@ async fn forms_without_a_valid_csrf_token_or_from_another_origin_are_refused() {
     // A fresh browser (other cookie) cannot reuse this browser's token.
     let other = Tab::new(&app);
     other.get("/signup").await;
-    assert_eq!(other.post("/signup", &form).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        other.post("/signup", &form).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -190,11 +292,19 @@ async fn failed_logins_are_throttled_per_account() {
         assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     }
     let page = tab.log_in(&e, PASSWORD).await;
-    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits: {}", page.body);
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits: {}",
+        page.body
+    );
     // Another account from the same IP is not locked by this one.
     let other = email("free");
     app.sign_up(&other).await;
-    assert_eq!(Tab::new(&app).log_in(&other, PASSWORD).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        Tab::new(&app).log_in(&other, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
@@ -202,17 +312,41 @@ async fn chatbot_qa_and_test_chat_work_without_javascript() {
     let app = TestApp::spawn().await;
     let tab = Tab::new(&app);
     tab.sign_up(&email("flow")).await;
-    let page = tab.submit("/chatbots", "/chatbots", &[("name", "Helper")]).await;
+    let page = tab
+        .submit("/chatbots", "/chatbots", &[("name", "Helper")])
+        .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let bot = chatbot_id_from(page.location());
     let qa_path = format!("/chatbots/{bot}/qa");
     let page = tab
-        .submit(&qa_path, &qa_path, &[("question", "Do you ship to Canada?"), ("answer", "Yes, in 5 days.")])
+        .submit(
+            &qa_path,
+            &qa_path,
+            &[
+                ("question", "Do you ship to Canada?"),
+                ("answer", "Yes, in 5 days."),
+            ],
+        )
         .await;
-    assert!(page.status.is_success() || page.status == StatusCode::SEE_OTHER, "{}", page.status);
-    assert!(tab.get(&qa_path).await.body.contains("Do you ship to Canada?"));
+    assert!(
+        page.status.is_success() || page.status == StatusCode::SEE_OTHER,
+        "{}",
+        page.status
+    );
+    assert!(
+        tab.get(&qa_path)
+            .await
+            .body
+            .contains("Do you ship to Canada?")
+    );
     let chat_path = format!("/chatbots/{bot}/chat");
-    let page = tab.submit(&chat_path, &chat_path, &[("message", "do you ship to canada")]).await;
+    let page = tab
+        .submit(
+            &chat_path,
+            &chat_path,
+            &[("message", "do you ship to canada")],
+        )
+        .await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Yes, in 5 days."), "{}", page.body);
     // Settings save.
@@ -235,7 +369,16 @@ async fn chatbot_qa_and_test_chat_work_without_javascript() {
     assert!(tab.get(&settings).await.body.contains("Helper 2"));
     // A bad value re-renders with the error and keeps the input.
     let page = tab
-        .submit(&settings, &settings, &[("name", "Helper 3"), ("provider", "offline"), ("temperature", "9"), ("fallback_reply", "x")])
+        .submit(
+            &settings,
+            &settings,
+            &[
+                ("name", "Helper 3"),
+                ("provider", "offline"),
+                ("temperature", "9"),
+                ("fallback_reply", "x"),
+            ],
+        )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("between 0 and 2") && page.body.contains("Helper 3"));
@@ -246,22 +389,48 @@ async fn dashboard_pages_of_another_account_are_404() {
     let app = TestApp::spawn().await;
     let a = app.sign_up(&email("owner")).await;
     let bot = app.create_chatbot(&a.token, "Private bot").await;
-    let qa = app.add_qa(&a.token, &bot, "Secret question?", "Secret answer.").await;
+    let qa = app
+        .add_qa(&a.token, &bot, "Secret question?", "Secret answer.")
+        .await;
     let tab = Tab::new(&app);
     tab.sign_up(&email("intruder")).await;
-    for path in [format!("/chatbots/{bot}"), format!("/chatbots/{bot}/qa"), format!("/chatbots/{bot}/chat")] {
+    for path in [
+        format!("/chatbots/{bot}"),
+        format!("/chatbots/{bot}/qa"),
+        format!("/chatbots/{bot}/chat"),
+    ] {
         let page = tab.get(&path).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
-        assert!(!page.body.contains("Private bot") && !page.body.contains("Secret"), "{path} leaked");
+        assert!(
+            !page.body.contains("Private bot") && !page.body.contains("Secret"),
+            "{path} leaked"
+        );
     }
     let token = tab.get("/chatbots").await.csrf();
     for (path, fields) in [
-        (format!("/chatbots/{bot}"), vec![("name", "pwned"), ("provider", "offline"), ("temperature", "0.3"), ("fallback_reply", "x")]),
+        (
+            format!("/chatbots/{bot}"),
+            vec![
+                ("name", "pwned"),
+                ("provider", "offline"),
+                ("temperature", "0.3"),
+                ("fallback_reply", "x"),
+            ],
+        ),
         (format!("/chatbots/{bot}/delete"), vec![("confirm", "on")]),
-        (format!("/chatbots/{bot}/qa"), vec![("question", "q"), ("answer", "a")]),
-        (format!("/chatbots/{bot}/qa/{qa}"), vec![("question", "q"), ("answer", "pwned")]),
+        (
+            format!("/chatbots/{bot}/qa"),
+            vec![("question", "q"), ("answer", "a")],
+        ),
+        (
+            format!("/chatbots/{bot}/qa/{qa}"),
+            vec![("question", "q"), ("answer", "pwned")],
+        ),
         (format!("/chatbots/{bot}/qa/{qa}/delete"), vec![]),
-        (format!("/chatbots/{bot}/chat"), vec![("message", "Secret question?")]),
+        (
+            format!("/chatbots/{bot}/chat"),
+            vec![("message", "Secret question?")],
+        ),
     ] {
         let mut form = fields.clone();
         form.push(("csrf", &token));
@@ -270,7 +439,9 @@ async fn dashboard_pages_of_another_account_are_404() {
         assert!(!page.body.contains("Secret"), "POST {path} leaked");
     }
     assert!(!tab.get("/chatbots").await.body.contains("Private bot"));
-    let (_, pairs) = app.get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token).await;
+    let (_, pairs) = app
+        .get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token)
+        .await;
     assert_eq!(pairs[0]["answer"], "Secret answer.");
     let (_, got) = app.get(&format!("/api/v1/chatbots/{bot}"), &a.token).await;
     assert_eq!(got["name"], "Private bot");
@@ -282,21 +453,56 @@ async fn delete_account_from_my_account_removes_everything() {
     let tab = Tab::new(&app);
     let e = email("leaving");
     tab.sign_up(&e).await;
-    let page = tab.submit("/chatbots", "/chatbots", &[("name", "Soon gone")]).await;
+    let page = tab
+        .submit("/chatbots", "/chatbots", &[("name", "Soon gone")])
+        .await;
     let bot = chatbot_id_from(page.location());
     let qa_path = format!("/chatbots/{bot}/qa");
-    tab.submit(&qa_path, &qa_path, &[("question", "Gone?"), ("answer", "Yes.")]).await;
-    let account = app.state.store.find_account_by_email(&e).await.expect("account");
+    tab.submit(
+        &qa_path,
+        &qa_path,
+        &[("question", "Gone?"), ("answer", "Yes.")],
+    )
+    .await;
+    let account = app
+        .state
+        .store
+        .find_account_by_email(&e)
+        .await
+        .expect("account");
 
-    let page = tab.submit("/account", "/account/delete", &[("password", "wrong password!"), ("confirm", "on")]).await;
+    let page = tab
+        .submit(
+            "/account",
+            "/account/delete",
+            &[("password", "wrong password!"), ("confirm", "on")],
+        )
+        .await;
     assert!(page.status.is_client_error(), "{}", page.status);
     assert!(app.state.store.find_account_by_email(&e).await.is_ok());
 
-    let page = tab.submit("/account", "/account/delete", &[("password", PASSWORD), ("confirm", "on")]).await;
+    let page = tab
+        .submit(
+            "/account",
+            "/account/delete",
+            &[("password", PASSWORD), ("confirm", "on")],
+        )
+        .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.to_lowercase().contains("deleted"));
-    let left = catalogue::rows_referencing_account(&app.state.store, account.id.as_str()).await.expect("scan");
+    let left = catalogue::rows_referencing_account(&app.state.store, account.id.as_str())
+        .await
+        .expect("scan");
     assert!(left.iter().all(|(_, n)| *n == 0), "{left:?}");
-    assert!(catalogue::find_traces(&app.state.store, &[account.id.as_str(), &e]).await.expect("scan").is_empty());
-    assert_eq!(tab.get("/chatbots").await.location(), "/login", "the session is gone");
+    assert!(
+        catalogue::find_traces(&app.state.store, &[account.id.as_str(), &e])
+            .await
+            .expect("scan")
+            .is_empty()
+    );
+    assert_eq!(
+        tab.get("/chatbots").await.location(),
+        "/login",
+        "the session is gone"
+    );
 }

@@ -10,7 +10,9 @@ use serde_json::json;
 #[tokio::test]
 async fn every_table_is_classified_for_deletion() {
     let app = TestApp::spawn().await;
-    let unclassified = catalogue::unclassified_tables(&app.state.store).await.expect("catalogue");
+    let unclassified = catalogue::unclassified_tables(&app.state.store)
+        .await
+        .expect("catalogue");
     assert!(
         unclassified.is_empty(),
         "tables not covered by account deletion: {unclassified:?}. Add each to catalogue::ACCOUNT_TABLES \
@@ -18,8 +20,13 @@ async fn every_table_is_classified_for_deletion() {
     );
     // Every account table really has the column the deletion uses.
     for (table, column) in catalogue::ACCOUNT_TABLES {
-        let cols = catalogue::list_columns(&app.state.store, table).await.expect("columns");
-        assert!(cols.iter().any(|c| c == column), "{table} has no column {column}");
+        let cols = catalogue::list_columns(&app.state.store, table)
+            .await
+            .expect("columns");
+        assert!(
+            cols.iter().any(|c| c == column),
+            "{table} has no column {column}"
+        );
     }
 }
 
@@ -31,38 +38,76 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
     let b = app.sign_up(&email("stays")).await;
     for acct in [&a, &b] {
         for n in 0..2 {
-            let bot = app.create_chatbot(&acct.token, &format!("Bot {n} {marker}")).await;
+            let bot = app
+                .create_chatbot(&acct.token, &format!("Bot {n} {marker}"))
+                .await;
             for i in 0..3 {
-                app.add_qa(&acct.token, &bot, &format!("Question {i} about {marker}?"), &format!("Answer {i} {marker}.")).await;
+                app.add_qa(
+                    &acct.token,
+                    &bot,
+                    &format!("Question {i} about {marker}?"),
+                    &format!("Answer {i} {marker}."),
+                )
+                .await;
             }
-            let (status, _) = app.post(&format!("/api/v1/chatbots/{bot}/chat"), &acct.token, json!({"message": format!("about {marker}")})).await;
+            let (status, _) = app
+                .post(
+                    &format!("/api/v1/chatbots/{bot}/chat"),
+                    &acct.token,
+                    json!({"message": format!("about {marker}")}),
+                )
+                .await;
             assert_eq!(status, StatusCode::OK);
         }
-        let (status, _) = app.post("/api/v1/tokens", &acct.token, json!({"name": format!("extra {marker}")})).await;
+        let (status, _) = app
+            .post(
+                "/api/v1/tokens",
+                &acct.token,
+                json!({"name": format!("extra {marker}")}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED);
     }
     let a_id = AccountId::parse(&a.id).expect("id");
     // A dashboard session and a file of the account.
-    mtdesk_http::auth::start_session(&app.state, &a_id, None).await.expect("session");
+    mtdesk_http::auth::start_session(&app.state, &a_id, None)
+        .await
+        .expect("session");
     let dir = app.state.files.account_dir(&a_id);
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("upload.txt"), marker.as_bytes()).expect("file");
 
-    let before = catalogue::rows_referencing_account(&app.state.store, &a.id).await.expect("scan");
+    let before = catalogue::rows_referencing_account(&app.state.store, &a.id)
+        .await
+        .expect("scan");
     for table in ["accounts", "chatbots", "qa_pairs", "api_tokens", "sessions"] {
-        let n = before.iter().find(|(t, _)| t == table).map(|(_, n)| *n).unwrap_or(0);
+        let n = before
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
         assert!(n > 0, "the fixture must fill {table}");
     }
 
     // Wrong password: nothing happens.
     let (status, body) = app
-        .api(Method::DELETE, "/api/v1/account", Some(&a.token), Some(json!({"password": "wrong password"})))
+        .api(
+            Method::DELETE,
+            "/api/v1/account",
+            Some(&a.token),
+            Some(json!({"password": "wrong password"})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(app.get("/api/v1/account", &a.token).await.0, StatusCode::OK);
 
     let (status, receipt) = app
-        .api(Method::DELETE, "/api/v1/account", Some(&a.token), Some(json!({"password": PASSWORD})))
+        .api(
+            Method::DELETE,
+            "/api/v1/account",
+            Some(&a.token),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{receipt}");
     assert_eq!(receipt["deleted"]["chatbots"], 2);
@@ -72,28 +117,54 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
     assert_eq!(receipt["deleted"]["accounts"], 1);
 
     // No row of any table in the catalogue references the account.
-    let after = catalogue::rows_referencing_account(&app.state.store, &a.id).await.expect("scan");
+    let after = catalogue::rows_referencing_account(&app.state.store, &a.id)
+        .await
+        .expect("scan");
     let left: Vec<_> = after.iter().filter(|(_, n)| *n > 0).collect();
     assert!(left.is_empty(), "rows left behind: {left:?}");
     // No column of any table (FTS index tables included) contains the id or the email.
-    let traces = catalogue::find_traces(&app.state.store, &[&a.id, &a.email]).await.expect("scan");
+    let traces = catalogue::find_traces(&app.state.store, &[&a.id, &a.email])
+        .await
+        .expect("scan");
     assert!(traces.is_empty(), "traces left behind: {traces:?}");
     // The files are gone.
     assert!(!dir.exists(), "account directory still exists");
     // The token no longer works.
-    assert_eq!(app.get("/api/v1/account", &a.token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/api/v1/account", &a.token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Account B is untouched, including its full-text index.
-    let b_rows = catalogue::rows_referencing_account(&app.state.store, &b.id).await.expect("scan");
-    assert_eq!(b_rows, before.iter().map(|(t, n)| (t.clone(), if t == "sessions" { 0 } else { *n })).collect::<Vec<_>>());
+    let b_rows = catalogue::rows_referencing_account(&app.state.store, &b.id)
+        .await
+        .expect("scan");
+    assert_eq!(
+        b_rows,
+        before
+            .iter()
+            .map(|(t, n)| (t.clone(), if t == "sessions" { 0 } else { *n }))
+            .collect::<Vec<_>>()
+    );
     let (_, list) = app.get("/api/v1/chatbots", &b.token).await;
     let bot = list[0]["id"].as_str().expect("bot");
-    let (_, reply) = app.post(&format!("/api/v1/chatbots/{bot}/chat"), &b.token, json!({"message": format!("Question 1 about {marker}")})).await;
+    let (_, reply) = app
+        .post(
+            &format!("/api/v1/chatbots/{bot}/chat"),
+            &b.token,
+            json!({"message": format!("Question 1 about {marker}")}),
+        )
+        .await;
     assert_eq!(reply["source"], "qa_pair", "{reply}");
 
     // Deleting again is a 401 (the token is gone), never a 5xx.
     let (status, _) = app
-        .api(Method::DELETE, "/api/v1/account", Some(&a.token), Some(json!({"password": PASSWORD})))
+        .api(
+            Method::DELETE,
+            "/api/v1/account",
+            Some(&a.token),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
@@ -109,14 +180,27 @@ async fn sqlite_files_do_not_keep_deleted_text() {
     let marker = format!("zqx{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let a = app.sign_up(&email("bytes")).await;
     let bot = app.create_chatbot(&a.token, &format!("Bot {marker}")).await;
-    app.add_qa(&a.token, &bot, &format!("What is {marker}?"), &format!("{marker} is deleted soon.")).await;
+    app.add_qa(
+        &a.token,
+        &bot,
+        &format!("What is {marker}?"),
+        &format!("{marker} is deleted soon."),
+    )
+    .await;
     let (status, _) = app
-        .api(Method::DELETE, "/api/v1/account", Some(&a.token), Some(json!({"password": PASSWORD})))
+        .api(
+            Method::DELETE,
+            "/api/v1/account",
+            Some(&a.token),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     for file in ["mtdesk.sqlite", "mtdesk.sqlite-wal"] {
         let path = app.data_dir.join(file);
-        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         for needle in [marker.as_bytes(), a.email.as_bytes(), a.id.as_bytes()] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),

@@ -29,7 +29,9 @@ pub struct TestAccount {
 fn init_logging() {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,sqlx=warn,hyper=warn"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,sqlx=warn,hyper=warn",
+            ))
             .with_test_writer()
             .try_init();
     }
@@ -42,7 +44,10 @@ fn with_database(url: &str, db: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..host_end], db);
     if let Some(q) = query {
         out.push('?');
@@ -59,7 +64,9 @@ pub fn temp_dir() -> PathBuf {
 
 /// Creates a fresh PostgreSQL database when MTDESK_TEST_DATABASE_URL is set; returns (admin URL, name).
 pub async fn fresh_postgres() -> Option<(String, String)> {
-    let admin = std::env::var("MTDESK_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    let admin = std::env::var("MTDESK_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())?;
     let name = format!("mtdesk_test_{}", uuid::Uuid::new_v4().simple());
     sqlx::any::install_default_drivers();
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
@@ -75,12 +82,17 @@ pub async fn fresh_postgres() -> Option<(String, String)> {
 pub fn drop_postgres(admin: String, name: String) {
     // Drop runs outside any runtime guarantee, so use a small runtime of our own on a thread.
     let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async move {
             if let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut conn)
-                    .await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await;
             }
         });
     })
@@ -99,20 +111,29 @@ impl TestApp {
         let data_dir = temp_dir();
         let pg = fresh_postgres().await;
         let mut vars = BTreeMap::new();
-        vars.insert("MTDESK_DATA_DIR".to_string(), data_dir.display().to_string());
+        vars.insert(
+            "MTDESK_DATA_DIR".to_string(),
+            data_dir.display().to_string(),
+        );
         let db_url = match &pg {
             Some((admin, name)) => with_database(admin, name),
             None => format!("sqlite://{}", data_dir.join("mtdesk.sqlite").display()),
         };
         vars.insert("MTDESK_DATABASE_URL".into(), db_url);
-        vars.insert("MTDESK_SECRET_KEY".into(), "test-secret-key-0123456789abcdef0123456789".into());
+        vars.insert(
+            "MTDESK_SECRET_KEY".into(),
+            "test-secret-key-0123456789abcdef0123456789".into(),
+        );
         // Cheap hashing in tests; the production cost is measured in the bench.
         vars.insert("MTDESK_ARGON2_MEMORY_KIB".into(), "8192".into());
         vars.insert("MTDESK_ARGON2_ITERATIONS".into(), "1".into());
         configure(&mut vars);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        vars.entry("MTDESK_PUBLIC_URL".into()).or_insert(format!("http://{addr}"));
+        vars.entry("MTDESK_PUBLIC_URL".into())
+            .or_insert(format!("http://{addr}"));
         let settings = Settings::from_vars(&vars).expect("test settings");
         let state = mtdesk::build_state(&settings).await.expect("state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -142,7 +163,13 @@ impl TestApp {
     }
 
     /// An API call with an optional bearer token and JSON body; returns status and JSON (Null if none).
-    pub async fn api(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -180,14 +207,20 @@ impl TestApp {
     }
 
     pub async fn create_chatbot(&self, token: &str, name: &str) -> String {
-        let (status, body) = self.post("/api/v1/chatbots", token, json!({"name": name})).await;
+        let (status, body) = self
+            .post("/api/v1/chatbots", token, json!({"name": name}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().expect("id").to_string()
     }
 
     pub async fn add_qa(&self, token: &str, bot: &str, q: &str, a: &str) -> String {
         let (status, body) = self
-            .post(&format!("/api/v1/chatbots/{bot}/qa"), token, json!({"question": q, "answer": a}))
+            .post(
+                &format!("/api/v1/chatbots/{bot}/qa"),
+                token,
+                json!({"question": q, "answer": a}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().expect("id").to_string()
@@ -211,7 +244,10 @@ pub async fn json_of(resp: Response) -> (StatusCode, Value) {
 
 /// A unique email per call, so tests never collide.
 pub fn email(tag: &str) -> String {
-    format!("{tag}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{tag}-{}@example.com",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 impl Drop for TestApp {

@@ -11,26 +11,51 @@ async fn another_accounts_ids_are_404_on_every_api_route() {
     let a = app.sign_up(&email("owner")).await;
     let b = app.sign_up(&email("intruder")).await;
     let bot = app.create_chatbot(&a.token, "Private bot").await;
-    let qa = app.add_qa(&a.token, &bot, "Secret question?", "Secret answer.").await;
+    let qa = app
+        .add_qa(&a.token, &bot, "Secret question?", "Secret answer.")
+        .await;
     let (_, tokens) = app.get("/api/v1/tokens", &a.token).await;
     let token_id = tokens[0]["id"].as_str().expect("id").to_string();
 
     let routes: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, format!("/api/v1/chatbots/{bot}"), None),
-        (Method::PATCH, format!("/api/v1/chatbots/{bot}"), Some(json!({"name": "pwned"}))),
+        (
+            Method::PATCH,
+            format!("/api/v1/chatbots/{bot}"),
+            Some(json!({"name": "pwned"})),
+        ),
         (Method::DELETE, format!("/api/v1/chatbots/{bot}"), None),
         (Method::GET, format!("/api/v1/chatbots/{bot}/qa"), None),
-        (Method::POST, format!("/api/v1/chatbots/{bot}/qa"), Some(json!({"question": "q", "answer": "a"}))),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{bot}/qa"),
+            Some(json!({"question": "q", "answer": "a"})),
+        ),
         (Method::GET, format!("/api/v1/chatbots/{bot}/qa/{qa}"), None),
-        (Method::PATCH, format!("/api/v1/chatbots/{bot}/qa/{qa}"), Some(json!({"answer": "pwned"}))),
-        (Method::DELETE, format!("/api/v1/chatbots/{bot}/qa/{qa}"), None),
-        (Method::POST, format!("/api/v1/chatbots/{bot}/chat"), Some(json!({"message": "Secret question?"}))),
+        (
+            Method::PATCH,
+            format!("/api/v1/chatbots/{bot}/qa/{qa}"),
+            Some(json!({"answer": "pwned"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/chatbots/{bot}/qa/{qa}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{bot}/chat"),
+            Some(json!({"message": "Secret question?"})),
+        ),
         (Method::DELETE, format!("/api/v1/tokens/{token_id}"), None),
     ];
     for (method, path, body) in routes {
         let (status, resp) = app.api(method.clone(), &path, Some(&b.token), body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {resp}");
-        assert!(!resp.to_string().contains("Secret"), "{method} {path} leaked data: {resp}");
+        assert!(
+            !resp.to_string().contains("Secret"),
+            "{method} {path} leaked data: {resp}"
+        );
     }
     let resp = app
         .client
@@ -53,7 +78,9 @@ async fn another_accounts_ids_are_404_on_every_api_route() {
     let (status, got) = app.get(&format!("/api/v1/chatbots/{bot}"), &a.token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got["name"], "Private bot");
-    let (_, pairs) = app.get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token).await;
+    let (_, pairs) = app
+        .get(&format!("/api/v1/chatbots/{bot}/qa"), &a.token)
+        .await;
     assert_eq!(pairs.as_array().map(Vec::len), Some(1));
     assert_eq!(pairs[0]["answer"], "Secret answer.");
     assert_eq!(app.get("/api/v1/account", &a.token).await.0, StatusCode::OK);

@@ -6,12 +6,22 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn healthz_checks_the_database() {
     let app = TestApp::spawn().await;
-    let resp = app.client.get(app.url("/healthz")).send().await.expect("send");
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), StatusCode::OK);
     let body: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(body["database"], "ok");
     app.state.store.close().await;
-    let resp = app.client.get(app.url("/healthz")).send().await.expect("send");
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -21,8 +31,20 @@ async fn metrics_count_requests_by_route_template_and_status() {
     let a = app.sign_up(&email("metrics")).await;
     let bot = app.create_chatbot(&a.token, "B").await;
     app.get(&format!("/api/v1/chatbots/{bot}"), &a.token).await;
-    app.get("/api/v1/chatbots/00000000-0000-4000-8000-000000000000", &a.token).await;
-    let text = app.client.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    app.get(
+        "/api/v1/chatbots/00000000-0000-4000-8000-000000000000",
+        &a.token,
+    )
+    .await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
     assert!(text.contains(r#"mtdesk_http_requests_total{method="GET",route="/api/v1/chatbots/{id}",status="200"} 1"#), "{text}");
     assert!(text.contains(r#"mtdesk_http_requests_total{method="GET",route="/api/v1/chatbots/{id}",status="404"} 1"#), "{text}");
     assert!(text.contains("mtdesk_http_request_duration_seconds_bucket"));
@@ -51,11 +73,17 @@ async fn openapi_documents_every_api_route() {
         ("/api/v1/chatbots/{id}", &["get", "patch", "delete"]),
         ("/api/v1/chatbots/{id}/qa", &["get", "post"]),
         ("/api/v1/chatbots/{id}/qa/import", &["post"]),
-        ("/api/v1/chatbots/{id}/qa/{qa_id}", &["get", "patch", "delete"]),
+        (
+            "/api/v1/chatbots/{id}/qa/{qa_id}",
+            &["get", "patch", "delete"],
+        ),
         ("/api/v1/chatbots/{id}/chat", &["post"]),
     ] {
         for m in methods {
-            assert!(paths.get(path).and_then(|p| p.get(*m)).is_some(), "{m} {path} missing from the OpenAPI");
+            assert!(
+                paths.get(path).and_then(|p| p.get(*m)).is_some(),
+                "{m} {path} missing from the OpenAPI"
+            );
         }
     }
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
@@ -67,8 +95,16 @@ async fn responses_carry_security_headers() {
     for path in ["/healthz", "/api/v1/chatbots", "/login"] {
         let resp = app.client.get(app.url(path)).send().await.expect("send");
         let h = resp.headers();
-        let csp = h.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-        assert_eq!(h.get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"), "{path}");
+        assert_eq!(
+            h.get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("nosniff"),
+            "{path}"
+        );
     }
 }

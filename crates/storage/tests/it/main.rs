@@ -2,7 +2,7 @@
 //! MTDESK_TEST_DATABASE_URL is set), each on a fresh database.
 
 use mtdesk_domain::{AccountUpdate, ChatbotDraft, ChatbotSettings, NewAccount, QaPairInput};
-use mtdesk_storage::{DatabaseUrl, Store, StorageError, catalogue};
+use mtdesk_storage::{DatabaseUrl, StorageError, Store, catalogue};
 
 struct Db {
     store: Store,
@@ -24,12 +24,19 @@ impl Drop for Db {
             Cleanup::Postgres { admin, name } => {
                 let (admin, name) = (admin.clone(), name.clone());
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("rt");
                     rt.block_on(async move {
-                        if let Ok(mut c) = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await {
-                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                                .execute(&mut c)
-                                .await;
+                        if let Ok(mut c) =
+                            <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await
+                        {
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&mut c)
+                            .await;
                         }
                     });
                 })
@@ -43,22 +50,40 @@ impl Drop for Db {
 async fn databases() -> Vec<Db> {
     sqlx::any::install_default_drivers();
     let mut out = Vec::new();
-    let dir = std::env::temp_dir().join(format!("mtdesk-storage-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("mtdesk-storage-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let store = Store::open(&DatabaseUrl::Sqlite(dir.join("db.sqlite"))).await.expect("sqlite");
-    out.push(Db { store, label: "sqlite", cleanup: Cleanup::Dir(dir) });
+    let store = Store::open(&DatabaseUrl::Sqlite(dir.join("db.sqlite")))
+        .await
+        .expect("sqlite");
+    out.push(Db {
+        store,
+        label: "sqlite",
+        cleanup: Cleanup::Dir(dir),
+    });
     if let Ok(admin) = std::env::var("MTDESK_TEST_DATABASE_URL")
         && !admin.is_empty()
     {
         let name = format!("mtdesk_test_{}", uuid::Uuid::new_v4().simple());
-        let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("postgres");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.expect("create");
+        let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("postgres");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .expect("create");
         let url = match admin.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
             None => panic!("MTDESK_TEST_DATABASE_URL needs a database path"),
         };
-        let store = Store::open(&DatabaseUrl::parse(&url).expect("url")).await.expect("open postgres");
-        out.push(Db { store, label: "postgres", cleanup: Cleanup::Postgres { admin, name } });
+        let store = Store::open(&DatabaseUrl::parse(&url).expect("url"))
+            .await
+            .expect("open postgres");
+        out.push(Db {
+            store,
+            label: "postgres",
+            cleanup: Cleanup::Postgres { admin, name },
+        });
     }
     out
 }
@@ -68,14 +93,30 @@ fn account(email: &str) -> NewAccount {
 }
 
 fn bot(name: &str) -> ChatbotSettings {
-    ChatbotDraft { name: Some(name), ..Default::default() }.apply(&ChatbotSettings::defaults()).expect("valid")
+    ChatbotDraft {
+        name: Some(name),
+        ..Default::default()
+    }
+    .apply(&ChatbotSettings::defaults())
+    .expect("valid")
 }
 
 #[tokio::test]
 async fn migrations_are_idempotent_and_every_table_is_classified() {
     for db in databases().await {
-        assert!(db.store.migrate().await.expect("migrate").is_empty(), "{}: second run applies nothing", db.label);
-        assert!(catalogue::unclassified_tables(&db.store).await.expect("catalogue").is_empty(), "{}", db.label);
+        assert!(
+            db.store.migrate().await.expect("migrate").is_empty(),
+            "{}: second run applies nothing",
+            db.label
+        );
+        assert!(
+            catalogue::unclassified_tables(&db.store)
+                .await
+                .expect("catalogue")
+                .is_empty(),
+            "{}",
+            db.label
+        );
         db.store.ping().await.expect("ping");
     }
 }
@@ -84,21 +125,51 @@ async fn migrations_are_idempotent_and_every_table_is_classified() {
 async fn accounts_are_unique_by_email_in_any_case() {
     for db in databases().await {
         let s = &db.store;
-        let a = s.insert_account(&account("Ann@Example.com"), "hash").await.expect("insert");
-        let found = s.find_account_by_email("ann@example.COM").await.expect("find");
+        let a = s
+            .insert_account(&account("Ann@Example.com"), "hash")
+            .await
+            .expect("insert");
+        let found = s
+            .find_account_by_email("ann@example.COM")
+            .await
+            .expect("find");
         assert_eq!(found.id, a.id, "{}", db.label);
-        assert_eq!(found.email, "Ann@Example.com", "{}: shown as typed", db.label);
-        let err = s.insert_account(&account("ANN@example.com"), "hash").await.expect_err("dup");
-        assert!(matches!(err, StorageError::Conflict { field: "email" }), "{}: {err:?}", db.label);
+        assert_eq!(
+            found.email, "Ann@Example.com",
+            "{}: shown as typed",
+            db.label
+        );
+        let err = s
+            .insert_account(&account("ANN@example.com"), "hash")
+            .await
+            .expect_err("dup");
+        assert!(
+            matches!(err, StorageError::Conflict { field: "email" }),
+            "{}: {err:?}",
+            db.label
+        );
 
-        let b = s.insert_account(&account("bob@example.com"), "hash").await.expect("insert");
+        let b = s
+            .insert_account(&account("bob@example.com"), "hash")
+            .await
+            .expect("insert");
         let upd = AccountUpdate::parse(None, Some("ann@example.com"), None).expect("valid");
         let err = s.update_account(&b.id, &upd).await.expect_err("taken");
-        assert!(matches!(err, StorageError::Conflict { field: "email" }), "{}: {err:?}", db.label);
+        assert!(
+            matches!(err, StorageError::Conflict { field: "email" }),
+            "{}: {err:?}",
+            db.label
+        );
         let upd = AccountUpdate::parse(Some("Bob B"), None, Some("Bob Ltd")).expect("valid");
         let b2 = s.update_account(&b.id, &upd).await.expect("update");
-        assert_eq!((b2.name.as_str(), b2.company.as_str(), b2.email.as_str()), ("Bob B", "Bob Ltd", "bob@example.com"));
-        assert!(matches!(s.find_account_by_email("nobody@example.com").await, Err(StorageError::NotFound)));
+        assert_eq!(
+            (b2.name.as_str(), b2.company.as_str(), b2.email.as_str()),
+            ("Bob B", "Bob Ltd", "bob@example.com")
+        );
+        assert!(matches!(
+            s.find_account_by_email("nobody@example.com").await,
+            Err(StorageError::NotFound)
+        ));
     }
 }
 
@@ -106,15 +177,32 @@ async fn accounts_are_unique_by_email_in_any_case() {
 async fn sessions_expire_and_can_be_ended_except_the_current_one() {
     for db in databases().await {
         let s = &db.store;
-        let a = s.insert_account(&account("s@example.com"), "hash").await.expect("insert");
+        let a = s
+            .insert_account(&account("s@example.com"), "hash")
+            .await
+            .expect("insert");
         let future = mtdesk_domain::now_ms() + 60_000;
         s.insert_session("h1", &a.id, future).await.expect("s1");
         s.insert_session("h2", &a.id, future).await.expect("s2");
-        s.insert_session("old", &a.id, mtdesk_domain::now_ms() - 1).await.expect("s3");
+        s.insert_session("old", &a.id, mtdesk_domain::now_ms() - 1)
+            .await
+            .expect("s3");
         assert_eq!(s.find_session_account("h1").await.expect("live"), a.id);
-        assert!(matches!(s.find_session_account("old").await, Err(StorageError::NotFound)), "{}", db.label);
+        assert!(
+            matches!(
+                s.find_session_account("old").await,
+                Err(StorageError::NotFound)
+            ),
+            "{}",
+            db.label
+        );
         assert_eq!(s.delete_expired_sessions().await.expect("sweep"), 1);
-        assert_eq!(s.delete_other_sessions(&a.id, Some("h1")).await.expect("others"), 1);
+        assert_eq!(
+            s.delete_other_sessions(&a.id, Some("h1"))
+                .await
+                .expect("others"),
+            1
+        );
         assert!(s.find_session_account("h1").await.is_ok());
         assert!(s.find_session_account("h2").await.is_err());
     }
@@ -124,26 +212,58 @@ async fn sessions_expire_and_can_be_ended_except_the_current_one() {
 async fn chatbots_and_qa_are_scoped_by_account() {
     for db in databases().await {
         let s = &db.store;
-        let a = s.insert_account(&account("a@example.com"), "hash").await.expect("a");
-        let b = s.insert_account(&account("b@example.com"), "hash").await.expect("b");
+        let a = s
+            .insert_account(&account("a@example.com"), "hash")
+            .await
+            .expect("a");
+        let b = s
+            .insert_account(&account("b@example.com"), "hash")
+            .await
+            .expect("b");
         let bot_a = s.insert_chatbot(&a.id, &bot("A bot")).await.expect("bot");
-        assert!(matches!(s.find_chatbot(&b.id, &bot_a.id).await, Err(StorageError::NotFound)), "{}", db.label);
-        assert!(matches!(s.delete_chatbot(&b.id, &bot_a.id).await, Err(StorageError::NotFound)));
+        assert!(
+            matches!(
+                s.find_chatbot(&b.id, &bot_a.id).await,
+                Err(StorageError::NotFound)
+            ),
+            "{}",
+            db.label
+        );
+        assert!(matches!(
+            s.delete_chatbot(&b.id, &bot_a.id).await,
+            Err(StorageError::NotFound)
+        ));
         let pair = QaPairInput::parse("q?", "a.").expect("valid");
         assert!(matches!(
-            s.insert_qa_pairs(&b.id, &bot_a.id, std::slice::from_ref(&pair)).await,
+            s.insert_qa_pairs(&b.id, &bot_a.id, std::slice::from_ref(&pair))
+                .await,
             Err(StorageError::NotFound)
         ));
         assert!(s.list_chatbots(&b.id).await.expect("list").is_empty());
-        let stored = s.insert_qa_pairs(&a.id, &bot_a.id, &[pair]).await.expect("insert");
-        assert!(matches!(s.find_qa_pair(&b.id, &bot_a.id, &stored[0].id).await, Err(StorageError::NotFound)));
+        let stored = s
+            .insert_qa_pairs(&a.id, &bot_a.id, &[pair])
+            .await
+            .expect("insert");
+        assert!(matches!(
+            s.find_qa_pair(&b.id, &bot_a.id, &stored[0].id).await,
+            Err(StorageError::NotFound)
+        ));
         // Settings round-trip exactly, booleans and floats included.
         let mut settings = bot("Renamed");
         settings.temperature = 1.25;
         settings.knowledge_only = false;
-        let updated = s.update_chatbot(&a.id, &bot_a.id, &settings).await.expect("update");
+        let updated = s
+            .update_chatbot(&a.id, &bot_a.id, &settings)
+            .await
+            .expect("update");
         assert_eq!(updated.settings, settings, "{}", db.label);
-        assert_eq!(s.find_chatbot(&a.id, &bot_a.id).await.expect("find").settings, settings);
+        assert_eq!(
+            s.find_chatbot(&a.id, &bot_a.id)
+                .await
+                .expect("find")
+                .settings,
+            settings
+        );
     }
 }
 
@@ -151,44 +271,99 @@ async fn chatbots_and_qa_are_scoped_by_account() {
 async fn full_text_search_ranks_the_matching_pair_first_and_follows_edits() {
     for db in databases().await {
         let s = &db.store;
-        let a = s.insert_account(&account("fts@example.com"), "hash").await.expect("a");
-        let other = s.insert_account(&account("other@example.com"), "hash").await.expect("o");
+        let a = s
+            .insert_account(&account("fts@example.com"), "hash")
+            .await
+            .expect("a");
+        let other = s
+            .insert_account(&account("other@example.com"), "hash")
+            .await
+            .expect("o");
         let bot_a = s.insert_chatbot(&a.id, &bot("A")).await.expect("bot");
         let bot_o = s.insert_chatbot(&other.id, &bot("O")).await.expect("bot");
         let pairs: Vec<QaPairInput> = [
-            ("What are your opening hours?", "We open at 9 and close at 5."),
+            (
+                "What are your opening hours?",
+                "We open at 9 and close at 5.",
+            ),
             ("Can I get a refund?", "Refunds within 30 days."),
             ("Do you ship abroad?", "We ship to 40 countries."),
         ]
         .iter()
         .map(|(q, a)| QaPairInput::parse(q, a).expect("valid"))
         .collect();
-        let stored = s.insert_qa_pairs(&a.id, &bot_a.id, &pairs).await.expect("insert");
-        s.insert_qa_pairs(&other.id, &bot_o.id, &[QaPairInput::parse("refund refund refund?", "other").expect("v")])
+        let stored = s
+            .insert_qa_pairs(&a.id, &bot_a.id, &pairs)
             .await
-            .expect("other");
+            .expect("insert");
+        s.insert_qa_pairs(
+            &other.id,
+            &bot_o.id,
+            &[QaPairInput::parse("refund refund refund?", "other").expect("v")],
+        )
+        .await
+        .expect("other");
         let terms = |q: &str| mtdesk_domain::text::content_terms(q);
-        let hits = s.search_qa_pairs(&a.id, &bot_a.id, &terms("refunds please"), 5).await.expect("search");
+        let hits = s
+            .search_qa_pairs(&a.id, &bot_a.id, &terms("refunds please"), 5)
+            .await
+            .expect("search");
         assert_eq!(hits.len(), 1, "{}: only this chatbot's pairs", db.label);
         assert_eq!(hits[0].pair.id, stored[1].id);
-        let hits = s.search_qa_pairs(&a.id, &bot_a.id, &terms("opening hours shipping"), 5).await.expect("search");
+        let hits = s
+            .search_qa_pairs(&a.id, &bot_a.id, &terms("opening hours shipping"), 5)
+            .await
+            .expect("search");
         assert_eq!(hits.len(), 2, "{}", db.label);
         assert!(hits[0].score >= hits[1].score);
         // Operators and quotes in user text cannot break the query.
         let hits = s
-            .search_qa_pairs(&a.id, &bot_a.id, &terms("\"refund\" OR NEAR(* AND -x) ' ; --"), 5)
+            .search_qa_pairs(
+                &a.id,
+                &bot_a.id,
+                &terms("\"refund\" OR NEAR(* AND -x) ' ; --"),
+                5,
+            )
             .await
             .expect("sanitised");
         assert_eq!(hits[0].pair.id, stored[1].id);
-        assert!(s.search_qa_pairs(&a.id, &bot_a.id, &[], 5).await.expect("empty").is_empty());
+        assert!(
+            s.search_qa_pairs(&a.id, &bot_a.id, &[], 5)
+                .await
+                .expect("empty")
+                .is_empty()
+        );
 
         // The index follows edits and deletes in the same transaction.
-        let edited = QaPairInput::parse("Can I return an item?", "Returns within 30 days.").expect("v");
-        s.update_qa_pair(&a.id, &bot_a.id, &stored[1].id, &edited).await.expect("edit");
-        assert!(s.search_qa_pairs(&a.id, &bot_a.id, &terms("refund"), 5).await.expect("s").is_empty(), "{}", db.label);
-        assert_eq!(s.search_qa_pairs(&a.id, &bot_a.id, &terms("return"), 5).await.expect("s").len(), 1);
-        s.delete_qa_pair(&a.id, &bot_a.id, &stored[1].id).await.expect("delete");
-        assert!(s.search_qa_pairs(&a.id, &bot_a.id, &terms("return"), 5).await.expect("s").is_empty());
+        let edited =
+            QaPairInput::parse("Can I return an item?", "Returns within 30 days.").expect("v");
+        s.update_qa_pair(&a.id, &bot_a.id, &stored[1].id, &edited)
+            .await
+            .expect("edit");
+        assert!(
+            s.search_qa_pairs(&a.id, &bot_a.id, &terms("refund"), 5)
+                .await
+                .expect("s")
+                .is_empty(),
+            "{}",
+            db.label
+        );
+        assert_eq!(
+            s.search_qa_pairs(&a.id, &bot_a.id, &terms("return"), 5)
+                .await
+                .expect("s")
+                .len(),
+            1
+        );
+        s.delete_qa_pair(&a.id, &bot_a.id, &stored[1].id)
+            .await
+            .expect("delete");
+        assert!(
+            s.search_qa_pairs(&a.id, &bot_a.id, &terms("return"), 5)
+                .await
+                .expect("s")
+                .is_empty()
+        );
     }
 }
 
@@ -196,35 +371,76 @@ async fn full_text_search_ranks_the_matching_pair_first_and_follows_edits() {
 async fn deleting_an_account_removes_its_rows_and_keeps_others() {
     for db in databases().await {
         let s = &db.store;
-        let a = s.insert_account(&account("del@example.com"), "hash").await.expect("a");
-        let b = s.insert_account(&account("keep@example.com"), "hash").await.expect("b");
+        let a = s
+            .insert_account(&account("del@example.com"), "hash")
+            .await
+            .expect("a");
+        let b = s
+            .insert_account(&account("keep@example.com"), "hash")
+            .await
+            .expect("b");
         for acct in [&a, &b] {
             let bot = s.insert_chatbot(&acct.id, &bot("bot")).await.expect("bot");
-            s.insert_qa_pairs(&acct.id, &bot.id, &[QaPairInput::parse("uniquewordq?", "answer").expect("v")])
+            s.insert_qa_pairs(
+                &acct.id,
+                &bot.id,
+                &[QaPairInput::parse("uniquewordq?", "answer").expect("v")],
+            )
+            .await
+            .expect("qa");
+            s.insert_token(&acct.id, "t", &format!("hash-{}", acct.id), "mtd_x")
                 .await
-                .expect("qa");
-            s.insert_token(&acct.id, "t", &format!("hash-{}", acct.id), "mtd_x").await.expect("token");
-            s.insert_session(&format!("sess-{}", acct.id), &acct.id, mtdesk_domain::now_ms() + 1000).await.expect("session");
+                .expect("token");
+            s.insert_session(
+                &format!("sess-{}", acct.id),
+                &acct.id,
+                mtdesk_domain::now_ms() + 1000,
+            )
+            .await
+            .expect("session");
         }
         let deleted = s.delete_account(&a.id).await.expect("delete");
         for t in ["accounts", "chatbots", "qa_pairs", "api_tokens", "sessions"] {
             assert_eq!(deleted.count(t), 1, "{}: {t}", db.label);
         }
-        let left = catalogue::rows_referencing_account(s, a.id.as_str()).await.expect("scan");
+        let left = catalogue::rows_referencing_account(s, a.id.as_str())
+            .await
+            .expect("scan");
         assert!(left.iter().all(|(_, n)| *n == 0), "{}: {left:?}", db.label);
-        assert!(catalogue::find_traces(s, &[a.id.as_str(), "del@example.com"]).await.expect("scan").is_empty());
-        let kept = catalogue::rows_referencing_account(s, b.id.as_str()).await.expect("scan");
-        assert!(kept.iter().filter(|(t, _)| t != "qa_pairs_fts").all(|(_, n)| *n == 1), "{}: {kept:?}", db.label);
-        assert!(matches!(s.delete_account(&a.id).await, Err(StorageError::NotFound)));
+        assert!(
+            catalogue::find_traces(s, &[a.id.as_str(), "del@example.com"])
+                .await
+                .expect("scan")
+                .is_empty()
+        );
+        let kept = catalogue::rows_referencing_account(s, b.id.as_str())
+            .await
+            .expect("scan");
+        assert!(
+            kept.iter()
+                .filter(|(t, _)| t != "qa_pairs_fts")
+                .all(|(_, n)| *n == 1),
+            "{}: {kept:?}",
+            db.label
+        );
+        assert!(matches!(
+            s.delete_account(&a.id).await,
+            Err(StorageError::NotFound)
+        ));
     }
 }
 
 #[tokio::test]
 async fn a_refused_database_url_is_a_clear_error() {
-    let dir = std::env::temp_dir().join(format!("mtdesk-storage-{}", uuid::Uuid::new_v4().simple()));
-    let err = Store::open(&DatabaseUrl::Sqlite(dir.join("missing").join("db.sqlite"))).await.expect_err("no dir");
+    let dir =
+        std::env::temp_dir().join(format!("mtdesk-storage-{}", uuid::Uuid::new_v4().simple()));
+    let err = Store::open(&DatabaseUrl::Sqlite(dir.join("missing").join("db.sqlite")))
+        .await
+        .expect_err("no dir");
     assert!(err.to_string().contains("does not exist"), "{err}");
     assert!(!dir.exists());
-    let err = Store::open(&DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none").expect("url")).await.expect_err("down");
+    let err = Store::open(&DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/none").expect("url"))
+        .await
+        .expect_err("down");
     assert!(err.to_string().contains("cannot connect"), "{err}");
 }

@@ -1,0 +1,309 @@
+//! My Account: profile, password, API tokens and account deletion.
+
+use crate::web::{
+    self, Chrome, CsrfForm, CsrfOnly, Errors, User, api_error, has_csrf, not_found, page, respond,
+    see_other,
+};
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use mtdesk_domain::{AccountUpdate, TokenId};
+use mtdesk_http::auth::{self, SESSION_COOKIE};
+use mtdesk_http::{ApiError, AppState, services};
+use serde::Deserialize;
+
+pub struct TokenRow {
+    id: String,
+    name: String,
+    prefix: String,
+    created: String,
+    last_used: String,
+}
+
+/// A token just created: the only time its secret is shown.
+pub struct NewToken {
+    name: String,
+    secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    chrome: Chrome,
+    name: String,
+    email: String,
+    company: String,
+    member_since: String,
+    profile_errors: Errors,
+    password_errors: Errors,
+    tokens: Vec<TokenRow>,
+    token_name: String,
+    token_errors: Errors,
+    new_token: Option<NewToken>,
+    delete_errors: Errors,
+}
+page!(AccountPage);
+
+async fn account_page(
+    state: &AppState,
+    user: &User,
+    chrome: Chrome,
+) -> Result<AccountPage, Response> {
+    let tokens = state
+        .store
+        .list_tokens(&user.account.id)
+        .await
+        .map_err(|e| api_error(user.chrome("account"), e.into()))?;
+    Ok(AccountPage {
+        chrome,
+        name: user.account.name.clone(),
+        email: user.account.email.clone(),
+        company: user.account.company.clone(),
+        member_since: web::date(user.account.created_at),
+        profile_errors: Errors::none(),
+        password_errors: Errors::none(),
+        tokens: tokens
+            .into_iter()
+            .map(|t| TokenRow {
+                id: t.id.to_string(),
+                name: t.name,
+                prefix: t.prefix,
+                created: web::date_time(t.created_at),
+                last_used: t
+                    .last_used_at
+                    .map(web::date_time)
+                    .unwrap_or_else(|| "Never".into()),
+            })
+            .collect(),
+        token_name: String::new(),
+        token_errors: Errors::none(),
+        new_token: None,
+        delete_errors: Errors::none(),
+    })
+}
+
+fn show(
+    result: Result<AccountPage, Response>,
+    status: StatusCode,
+    edit: impl FnOnce(&mut AccountPage),
+) -> Response {
+    match result {
+        Ok(mut page) => {
+            edit(&mut page);
+            respond(status, &page)
+        }
+        Err(resp) => resp,
+    }
+}
+
+/// `GET /account`.
+pub async fn page(
+    State(state): State<AppState>,
+    user: User,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let flash = web::flash(
+        query.as_deref(),
+        &[
+            ("profile", "Your profile was saved."),
+            (
+                "password",
+                "Your password was changed. Your other sessions were signed out.",
+            ),
+            ("revoked", "The token was revoked; it no longer works."),
+        ],
+    );
+    let chrome = user.chrome("account").with_flash(flash);
+    show(
+        account_page(&state, &user, chrome).await,
+        StatusCode::OK,
+        |_| {},
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ProfileForm {
+    csrf: String,
+    name: String,
+    email: String,
+    company: String,
+    current_password: String,
+}
+has_csrf!(ProfileForm);
+
+/// `POST /account/profile`: corrects name, email and company; a new email needs the current password.
+pub async fn profile(
+    State(state): State<AppState>,
+    user: User,
+    CsrfForm(form): CsrfForm<ProfileForm>,
+) -> Response {
+    let result =
+        match AccountUpdate::parse(Some(&form.name), Some(&form.email), Some(&form.company)) {
+            Ok(update) => {
+                let current = Some(form.current_password.as_str()).filter(|p| !p.is_empty());
+                services::update_profile(&state, &user.account.id, update, current).await
+            }
+            Err(e) => Err(e.into()),
+        };
+    match result {
+        Ok(_) => see_other("/account?profile=saved"),
+        Err(e) => {
+            let mut errors =
+                Errors::from_api(&e, &["name", "email", "company", "current_password"]);
+            if errors.field() == Some("current_password") && form.current_password.is_empty() {
+                errors = Errors::on_field(
+                    "current_password",
+                    "Enter your current password to change your email address.",
+                );
+            }
+            let page = account_page(&state, &user, user.chrome("account")).await;
+            show(page, e.status(), |p| {
+                p.name = form.name;
+                p.email = form.email;
+                p.company = form.company;
+                p.profile_errors = errors;
+            })
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    csrf: String,
+    current_password: String,
+    new_password: String,
+}
+has_csrf!(PasswordForm);
+
+/// `POST /account/password`: changes the password and signs out every other session.
+pub async fn password(
+    State(state): State<AppState>,
+    user: User,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Response {
+    let result = services::change_password(
+        &state,
+        &user.account.id,
+        &form.current_password,
+        &form.new_password,
+        Some(&user.session_hash),
+    )
+    .await;
+    match result {
+        Ok(()) => see_other("/account?password=changed"),
+        Err(e) => {
+            let errors = Errors::from_api(&e, &["current_password", "new_password"]);
+            let page = account_page(&state, &user, user.chrome("account")).await;
+            show(page, e.status(), |p| p.password_errors = errors)
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TokenForm {
+    csrf: String,
+    name: String,
+}
+has_csrf!(TokenForm);
+
+/// `POST /account/tokens`: creates an API token and shows its secret on this response only.
+pub async fn create_token(
+    State(state): State<AppState>,
+    user: User,
+    CsrfForm(form): CsrfForm<TokenForm>,
+) -> Response {
+    match services::create_token(&state, &user.account.id, &form.name).await {
+        Ok((token, secret)) => {
+            tracing::info!(token.id = %token.id, "API token created from the dashboard");
+            let page = account_page(&state, &user, user.chrome("account")).await;
+            show(page, StatusCode::OK, |p| {
+                p.new_token = Some(NewToken {
+                    name: token.name,
+                    secret,
+                })
+            })
+        }
+        Err(e) => {
+            let errors = Errors::from_api(&e, &["name"]);
+            let page = account_page(&state, &user, user.chrome("account")).await;
+            show(page, e.status(), |p| {
+                p.token_name = form.name;
+                p.token_errors = errors;
+            })
+        }
+    }
+}
+
+/// `POST /account/tokens/{id}/delete`: revokes a token at once.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<CsrfOnly>,
+) -> Response {
+    let Some(id) = TokenId::parse(&id) else {
+        return not_found(user.chrome("account"));
+    };
+    match state.store.delete_token(&user.account.id, &id).await {
+        Ok(()) => see_other("/account?revoked=1"),
+        Err(e) => api_error(user.chrome("account"), e.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteAccountForm {
+    csrf: String,
+    password: String,
+    confirm: String,
+}
+has_csrf!(DeleteAccountForm);
+
+#[derive(Template)]
+#[template(path = "account_deleted.html")]
+pub struct DeletedPage {
+    chrome: Chrome,
+    tables: Vec<(String, u64)>,
+    total: u64,
+}
+page!(DeletedPage);
+
+/// `POST /account/delete`: after the password check, deletes every row and file of the account, ends the
+/// session and shows what was deleted.
+pub async fn delete(
+    State(state): State<AppState>,
+    user: User,
+    CsrfForm(form): CsrfForm<DeleteAccountForm>,
+) -> Response {
+    let result = if web::checked(&form.confirm) {
+        services::delete_account(&state, &user.account.id, &form.password).await
+    } else {
+        Err(ApiError::Validation(mtdesk_domain::DomainError::invalid(
+            "confirm",
+            "Tick the box to confirm that you want to delete your account and all its data.",
+        )))
+    };
+    match result {
+        Ok(deleted) => {
+            let mut chrome = Chrome::bare();
+            chrome.csrf = user.csrf.token.clone();
+            let page = DeletedPage {
+                chrome,
+                total: deleted.total(),
+                tables: deleted.tables,
+            };
+            let mut resp = respond(StatusCode::OK, &page);
+            web::append_cookie(&mut resp, &auth::clear_cookie(&state, SESSION_COOKIE));
+            resp
+        }
+        Err(e) => {
+            let errors = Errors::from_api(&e, &["password", "confirm"]);
+            let page = account_page(&state, &user, user.chrome("account")).await;
+            show(page, e.status(), |p| p.delete_errors = errors)
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The chatbot list and each chatbot's Settings tab (create, update, delete).
+
+use crate::web::{
+    self, Chrome, CsrfForm, Errors, User, api_error, has_csrf, not_found, page, respond, see_other,
+};
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use mtdesk_domain::{ChatbotDraft, ChatbotId, ChatbotSettings, DomainError, Provider};
+use mtdesk_http::{ApiError, AppState};
+use mtdesk_storage::Chatbot;
+use serde::Deserialize;
+
+/// What every chatbot tab shows above its content.
+pub struct BotHeader {
+    pub id: String,
+    pub name: String,
+    pub provider: &'static str,
+}
+
+impl BotHeader {
+    pub fn new(bot: &Chatbot) -> Self {
+        Self {
+            id: bot.id.to_string(),
+            name: bot.settings.name.clone(),
+            provider: bot.settings.provider.label(),
+        }
+    }
+}
+
+/// The user's chatbot `raw_id`; `Err` is the 404 page for a malformed id or another account's id (the
+/// store scopes by account, so both are simply "not found").
+pub async fn load_bot(
+    state: &AppState,
+    user: &User,
+    section: &'static str,
+    raw_id: &str,
+) -> Result<Chatbot, Response> {
+    let Some(id) = ChatbotId::parse(raw_id) else {
+        return Err(not_found(user.chrome(section)));
+    };
+    state
+        .store
+        .find_chatbot(&user.account.id, &id)
+        .await
+        .map_err(|e| api_error(user.chrome(section), e.into()))
+}
+
+pub struct BotRow {
+    id: String,
+    name: String,
+    provider: &'static str,
+    qa_count: i64,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "chatbots.html")]
+pub struct ChatbotsPage {
+    chrome: Chrome,
+    bots: Vec<BotRow>,
+    name: String,
+    errors: Errors,
+}
+page!(ChatbotsPage);
+
+async fn rows(state: &AppState, user: &User) -> Result<Vec<BotRow>, ApiError> {
+    let bots = state.store.list_chatbots(&user.account.id).await?;
+    let mut rows = Vec::with_capacity(bots.len());
+    for bot in bots {
+        let qa_count = state
+            .store
+            .count_qa_pairs(&user.account.id, &bot.id)
+            .await?;
+        rows.push(BotRow {
+            id: bot.id.to_string(),
+            name: bot.settings.name,
+            provider: bot.settings.provider.label(),
+            qa_count,
+            created: web::date(bot.created_at),
+        });
+    }
+    Ok(rows)
+}
+
+/// `GET /chatbots`.
+pub async fn list(
+    State(state): State<AppState>,
+    user: User,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let flash = web::flash(query.as_deref(), &[("deleted", "The chatbot was deleted.")]);
+    match rows(&state, &user).await {
+        Ok(bots) => respond(
+            StatusCode::OK,
+            &ChatbotsPage {
+                chrome: user.chrome("chatbots").with_flash(flash),
+                bots,
+                name: String::new(),
+                errors: Errors::none(),
+            },
+        ),
+        Err(e) => api_error(user.chrome("chatbots"), e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NewChatbotForm {
+    csrf: String,
+    name: String,
+}
+has_csrf!(NewChatbotForm);
+
+/// `POST /chatbots`: creates a chatbot with default settings and opens it.
+pub async fn create(
+    State(state): State<AppState>,
+    user: User,
+    CsrfForm(form): CsrfForm<NewChatbotForm>,
+) -> Response {
+    let draft = ChatbotDraft {
+        name: Some(&form.name),
+        ..Default::default()
+    };
+    let result = match draft.apply(&ChatbotSettings::defaults()) {
+        Ok(settings) => state
+            .store
+            .insert_chatbot(&user.account.id, &settings)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(bot) => see_other(&format!("/chatbots/{}?created=1", bot.id)),
+        Err(e) => {
+            let bots = match rows(&state, &user).await {
+                Ok(b) => b,
+                Err(e) => return api_error(user.chrome("chatbots"), e),
+            };
+            respond(
+                e.status(),
+                &ChatbotsPage {
+                    chrome: user.chrome("chatbots"),
+                    bots,
+                    name: form.name,
+                    errors: Errors::from_api(&e, &["name"]),
+                },
+            )
+        }
+    }
+}
+
+pub struct ProviderOption {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+/// The settings form's values as text, so a refused form comes back exactly as typed.
+pub struct SettingsValues {
+    name: String,
+    instructions: String,
+    provider: String,
+    model: String,
+    temperature: String,
+    fallback_reply: String,
+    knowledge_only: bool,
+}
+
+impl From<&ChatbotSettings> for SettingsValues {
+    fn from(s: &ChatbotSettings) -> Self {
+        Self {
+            name: s.name.clone(),
+            instructions: s.instructions.clone(),
+            provider: s.provider.as_str().into(),
+            model: s.model.clone(),
+            temperature: s.temperature.to_string(),
+            fallback_reply: s.fallback_reply.clone(),
+            knowledge_only: s.knowledge_only,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "chatbot_settings.html")]
+pub struct SettingsPage {
+    chrome: Chrome,
+    bot: BotHeader,
+    tab: &'static str,
+    form: SettingsValues,
+    providers: Vec<ProviderOption>,
+    errors: Errors,
+    delete_error: Option<String>,
+    created: String,
+    updated: String,
+}
+page!(SettingsPage);
+
+const SETTINGS_FIELDS: &[&str] = &[
+    "name",
+    "instructions",
+    "provider",
+    "model",
+    "temperature",
+    "fallback_reply",
+];
+
+fn settings_page(
+    chrome: Chrome,
+    bot: &Chatbot,
+    form: SettingsValues,
+    errors: Errors,
+) -> SettingsPage {
+    let providers = Provider::ALL
+        .iter()
+        .map(|p| ProviderOption {
+            value: p.as_str(),
+            label: p.label(),
+            selected: p.as_str() == form.provider,
+        })
+        .collect();
+    SettingsPage {
+        chrome,
+        bot: BotHeader::new(bot),
+        tab: "settings",
+        form,
+        providers,
+        errors,
+        delete_error: None,
+        created: web::date_time(bot.created_at),
+        updated: web::date_time(bot.updated_at),
+    }
+}
+
+/// `GET /chatbots/{id}`: the Settings tab.
+pub async fn settings(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let bot = match load_bot(&state, &user, "chatbots", &id).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let flash = web::flash(
+        query.as_deref(),
+        &[
+            ("saved", "Settings saved."),
+            (
+                "created",
+                "Chatbot created. Add Q&A pairs on the Q&A tab so it can answer your customers.",
+            ),
+        ],
+    );
+    let page = settings_page(
+        user.chrome("chatbots").with_flash(flash),
+        &bot,
+        SettingsValues::from(&bot.settings),
+        Errors::none(),
+    );
+    respond(StatusCode::OK, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SettingsForm {
+    csrf: String,
+    name: String,
+    instructions: String,
+    provider: String,
+    model: String,
+    temperature: String,
+    fallback_reply: String,
+    knowledge_only: String,
+}
+has_csrf!(SettingsForm);
+
+/// `POST /chatbots/{id}`: saves every field of the form (an unticked checkbox is off).
+pub async fn update(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<SettingsForm>,
+) -> Response {
+    let bot = match load_bot(&state, &user, "chatbots", &id).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let knowledge_only = web::checked(&form.knowledge_only);
+    let result = async {
+        let temperature: f64 =
+            form.temperature.trim().parse().map_err(|_| {
+                DomainError::invalid("temperature", "must be a number between 0 and 2")
+            })?;
+        let settings = ChatbotDraft {
+            name: Some(&form.name),
+            instructions: Some(&form.instructions),
+            provider: Some(&form.provider),
+            model: Some(&form.model),
+            temperature: Some(temperature),
+            fallback_reply: Some(&form.fallback_reply),
+            knowledge_only: Some(knowledge_only),
+        }
+        .apply(&bot.settings)?;
+        Ok::<_, ApiError>(
+            state
+                .store
+                .update_chatbot(&user.account.id, &bot.id, &settings)
+                .await?,
+        )
+    }
+    .await;
+    match result {
+        Ok(bot) => see_other(&format!("/chatbots/{}?saved=1", bot.id)),
+        Err(ApiError::NotFound) => not_found(user.chrome("chatbots")),
+        Err(e) => {
+            let values = SettingsValues {
+                name: form.name,
+                instructions: form.instructions,
+                provider: form.provider,
+                model: form.model,
+                temperature: form.temperature,
+                fallback_reply: form.fallback_reply,
+                knowledge_only,
+            };
+            let errors = Errors::from_api(&e, SETTINGS_FIELDS);
+            respond(
+                e.status(),
+                &settings_page(user.chrome("chatbots"), &bot, values, errors),
+            )
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DeleteForm {
+    csrf: String,
+    confirm: String,
+}
+has_csrf!(DeleteForm);
+
+/// `POST /chatbots/{id}/delete`: deletes the chatbot and its Q&A pairs once the box is ticked.
+pub async fn delete(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<DeleteForm>,
+) -> Response {
+    let bot = match load_bot(&state, &user, "chatbots", &id).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    if !web::checked(&form.confirm) {
+        let mut page = settings_page(
+            user.chrome("chatbots"),
+            &bot,
+            SettingsValues::from(&bot.settings),
+            Errors::none(),
+        );
+        page.delete_error =
+            Some("Tick the box to confirm that you want to delete this chatbot.".into());
+        return respond(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    match state.store.delete_chatbot(&user.account.id, &bot.id).await {
+        Ok(()) => {
+            tracing::info!(chatbot.id = %bot.id, "chatbot deleted from the dashboard");
+            see_other("/chatbots?deleted=1")
+        }
+        Err(e) => api_error(user.chrome("chatbots"), e.into()),
+    }
+}
