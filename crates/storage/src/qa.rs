@@ -56,17 +56,25 @@ impl Store {
             return Err(StorageError::NotFound);
         }
         let now = now_ms();
+        let last: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(position), 0) AS p FROM qa_pairs WHERE chatbot_id = $1",
+        )
+        .bind(chatbot.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("p")?;
         let mut out = Vec::with_capacity(pairs.len());
-        for p in pairs {
+        for (i, p) in pairs.iter().enumerate() {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO qa_pairs (id, account_id, chatbot_id, question, answer, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+                "INSERT INTO qa_pairs (id, account_id, chatbot_id, question, answer, position, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
             )))
             .bind(QaPairId::new().as_str())
             .bind(account.as_str())
             .bind(chatbot.as_str())
             .bind(&p.question)
             .bind(&p.answer)
+            .bind(last + 1 + i as i64)
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
@@ -82,7 +90,7 @@ impl Store {
         chatbot: &ChatbotId,
     ) -> Result<Vec<QaPair>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2 ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2 ORDER BY position, id"
         )))
         .bind(chatbot.as_str())
         .bind(account.as_str())

@@ -58,12 +58,14 @@ CREATE TABLE qa_pairs (
     chatbot_id      TEXT NOT NULL REFERENCES chatbots (id) ON DELETE CASCADE,
     question        TEXT NOT NULL,
     answer          TEXT NOT NULL,
+    -- Order within the chatbot (insertion order, CSV row order for imports).
+    position        BIGINT NOT NULL,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,
     search          tsvector GENERATED ALWAYS AS (
         setweight(to_tsvector('english', question), 'A') || setweight(to_tsvector('english', answer), 'B')
     ) STORED
 );
-CREATE INDEX qa_pairs_chatbot_id_idx ON qa_pairs (chatbot_id, created_at);
+CREATE INDEX qa_pairs_chatbot_id_idx ON qa_pairs (chatbot_id, position);
 CREATE INDEX qa_pairs_account_id_idx ON qa_pairs (account_id);
 CREATE INDEX qa_pairs_search_idx ON qa_pairs USING GIN (search);

@@ -56,10 +56,12 @@ CREATE TABLE qa_pairs (
     chatbot_id      TEXT NOT NULL REFERENCES chatbots (id) ON DELETE CASCADE,
     question        TEXT NOT NULL,
     answer          TEXT NOT NULL,
+    -- Order within the chatbot (insertion order, CSV row order for imports).
+    position        INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
 );
-CREATE INDEX qa_pairs_chatbot_id_idx ON qa_pairs (chatbot_id, created_at);
+CREATE INDEX qa_pairs_chatbot_id_idx ON qa_pairs (chatbot_id, position);
 CREATE INDEX qa_pairs_account_id_idx ON qa_pairs (account_id);
 
 -- Full-text index over Q&A pairs, kept in step by triggers inside the same transaction as the row.
