@@ -29,7 +29,7 @@ pub struct PasswordParams {
 }
 
 impl Default for PasswordParams {
-    /// 64 MiB, 3 passes, 1 lane: about 100 ms per hash on the 2-core reference machine (BENCHMARKS.md),
+    /// 64 MiB, 3 passes, 1 lane: a login takes a median 134 ms on the 2-core reference machine (BENCHMARKS.md),
     /// above OWASP's minimum (19 MiB, t=2).
     fn default() -> Self {
         Self {
