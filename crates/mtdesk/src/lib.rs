@@ -14,18 +14,26 @@ use tokio::net::TcpListener;
 /// Opens the database and applies pending migrations. With the default SQLite location the data
 /// directory is created first; an explicit SQLite URL must point into an existing directory.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    if settings.database_is_default {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "creating the data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-    }
-    let store = Store::open(&settings.database_url)
+    ensure_default_data_dir(settings)?;
+    Store::open(&settings.database_url)
         .await
-        .with_context(|| format!("opening the database {}", settings.database_url.redacted()))?;
-    Ok(store)
+        .with_context(|| format!("opening the database {}", settings.database_url.redacted()))
+}
+
+/// Connects without migrating (for `mtdesk migrate`, which reports what it applies).
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
+    ensure_default_data_dir(settings)?;
+    Store::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", settings.database_url.redacted()))
+}
+
+fn ensure_default_data_dir(settings: &Settings) -> anyhow::Result<()> {
+    if settings.database_is_default {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+    }
+    Ok(())
 }
 
 /// The instance secret: `MTDESK_SECRET_KEY`, or the key in `<data dir>/secret_key`, generated (mode 0600)

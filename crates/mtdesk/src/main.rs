@@ -119,7 +119,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             mtdesk::serve(state, listener, shutdown_signal()).await
         }
         Command::Migrate => {
-            let store = connect_for_migrate(&settings).await?;
+            let store = mtdesk::connect_store(&settings).await?;
             let applied = store.migrate().await?;
             if applied.is_empty() {
                 println!("database is up to date");
@@ -130,21 +130,6 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Admin { command } => admin(command, settings).await,
     }
-}
-
-/// Connects without migrating, so `migrate` can report what it applied.
-async fn connect_for_migrate(settings: &Settings) -> anyhow::Result<mtdesk_storage::Store> {
-    if settings.database_is_default {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "creating the data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-    }
-    mtdesk_storage::Store::connect(&settings.database_url)
-        .await
-        .with_context(|| format!("opening the database {}", settings.database_url.redacted()))
 }
 
 async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
