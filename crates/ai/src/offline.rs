@@ -1,17 +1,23 @@
-//! The offline answerer: full-text search proposes candidates, [`match_score`] decides.
+//! Retrieval over Q&A pairs, and the offline answerer.
 //!
-//! BM25 scores are relative (they depend on the collection), so they rank candidates but cannot say "this
-//! is a good enough match". The threshold therefore applies to [`match_score`], an absolute 0..=1 overlap of
-//! content words, which behaves the same on SQLite and PostgreSQL.
+//! Full-text search proposes candidates; [`match_score`] decides. BM25 scores are relative (they depend on
+//! the collection), so they rank candidates but cannot say "this is a good enough match". Thresholds
+//! therefore apply to [`match_score`], an absolute 0..=1 overlap of content words that behaves the same on
+//! SQLite and PostgreSQL.
 
-use crate::{Answer, AnswerSource, MatchedQa};
 use mtdesk_domain::text::content_terms;
-use mtdesk_storage::{Chatbot, StorageError, Store};
+use mtdesk_storage::{Chatbot, QaPair, StorageError, Store};
 
-/// A pair is used only at or above this score; below it the fallback reply is given. 0.5 means, for
-/// example, that a two-word question must share both words with the pair's question, or that half of
-/// the words of both questions agree.
+/// The offline answerer uses a pair only at or above this score; below it the fallback reply is given.
+/// 0.5 means, for example, that a two-word question must share both words with the pair's question, or
+/// that half of the words of both questions agree.
 pub const MATCH_THRESHOLD: f64 = 0.5;
+
+/// Pairs at or above this score are given to an LLM as context (it can judge partial matches).
+pub const CONTEXT_THRESHOLD: f64 = 0.2;
+
+/// At most this many pairs go into the prompt.
+pub const CONTEXT_MAX: usize = 4;
 
 /// How many full-text candidates are re-scored.
 const CANDIDATES: i64 = 8;
@@ -19,8 +25,8 @@ const CANDIDATES: i64 = 8;
 /// How well a customer's `message` matches a Q&A pair, in 0..=1.
 ///
 /// The Dice overlap of content words between the message and the pair's question, or, if higher, 0.6 ×
-/// the share of the message's words found in the answer (so "do you ship to Canada?" finds "Which
-/// countries do you deliver to?" → "…the US and Canada…" only when most words are there).
+/// the share of the message's words found in the pair (so "do you ship to Canada?" finds "Where do you
+/// ship?" → "…the US and Canada…" only when most words are there).
 pub fn match_score(message: &str, question: &str, answer: &str) -> f64 {
     let m = content_terms(message);
     if m.is_empty() {
@@ -39,46 +45,38 @@ pub fn match_score(message: &str, question: &str, answer: &str) -> f64 {
     dice.max(answer_cover)
 }
 
-pub(crate) async fn answer(
+/// A Q&A pair found for a message, with its [`match_score`].
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub pair: QaPair,
+    pub score: f64,
+}
+
+/// Candidates for `message`, best first (ties keep the full-text order).
+pub async fn retrieve(
     store: &Store,
     bot: &Chatbot,
     message: &str,
-) -> Result<Answer, StorageError> {
+) -> Result<Vec<Candidate>, StorageError> {
     let terms = content_terms(message);
-    let candidates = store
+    let found = store
         .search_qa_pairs(&bot.account_id, &bot.id, &terms, CANDIDATES)
         .await?;
-    // Candidates come best-first from full-text search; a strictly higher match score wins, so ties keep
-    // the search engine's order.
-    let mut best: Option<(f64, &mtdesk_storage::QaMatch)> = None;
-    for c in &candidates {
-        let s = match_score(message, &c.pair.question, &c.pair.answer);
-        if best.is_none_or(|(b, _)| s > b) {
-            best = Some((s, c));
-        }
-    }
-    Ok(match best {
-        Some((score, c)) if score >= MATCH_THRESHOLD => Answer {
-            text: c.pair.answer.clone(),
-            source: AnswerSource::QaPair,
-            answered_by: "offline",
-            matched: Some(MatchedQa {
-                id: c.pair.id.to_string(),
-                question: c.pair.question.clone(),
-                score: (score * 1000.0).round() / 1000.0,
-            }),
-            notice: None,
-            latency_ms: 0,
-        },
-        _ => Answer {
-            text: bot.settings.fallback_reply.clone(),
-            source: AnswerSource::Fallback,
-            answered_by: "offline",
-            matched: None,
-            notice: None,
-            latency_ms: 0,
-        },
-    })
+    let mut out: Vec<Candidate> = found
+        .into_iter()
+        .map(|c| Candidate {
+            score: match_score(message, &c.pair.question, &c.pair.answer),
+            pair: c.pair,
+        })
+        .collect();
+    // A stable sort keeps the search engine's order among equal scores.
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(out)
+}
+
+/// The offline reply: the best pair's answer when it matches well enough, else `None` (fallback reply).
+pub fn best_match(candidates: &[Candidate]) -> Option<&Candidate> {
+    candidates.first().filter(|c| c.score >= MATCH_THRESHOLD)
 }
 
 #[cfg(test)]

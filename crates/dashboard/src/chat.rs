@@ -145,10 +145,20 @@ pub async fn send(
     let history = form.history();
     let raw = form.get("message");
     let result = match parse_message(raw) {
-        Ok(message) => mtdesk_ai::answer(&state.store, &bot, &message)
+        Ok(message) => state
+            .answerer
+            .answer(
+                &bot,
+                mtdesk_ai::AnswerRequest {
+                    message: &message,
+                    conversation: None,
+                    channel: "test",
+                },
+                None,
+            )
             .await
             .map(|a| (message, a))
-            .map_err(ApiError::from),
+            .map_err(mtdesk_http::api::chat::answer_error),
         Err(e) => Err(e.into()),
     };
     match result {
@@ -156,10 +166,10 @@ pub async fn send(
             let reply = Reply {
                 question: message,
                 matched: match answer.source {
-                    AnswerSource::QaPair => answer
-                        .matched
-                        .map(|m| (m.question, format!("{:.2}", m.score))),
-                    AnswerSource::Fallback => None,
+                    AnswerSource::QaPair | AnswerSource::Knowledge => {
+                        answer.matched.map(|m| (m.title, format!("{:.2}", m.score)))
+                    }
+                    AnswerSource::Model | AnswerSource::Fallback => None,
                 },
                 answer: answer.text,
                 answered_by: answer.answered_by.to_string(),

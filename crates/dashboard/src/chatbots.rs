@@ -302,6 +302,7 @@ pub async fn update(
             temperature: Some(temperature),
             fallback_reply: Some(&form.fallback_reply),
             knowledge_only: Some(knowledge_only),
+            ..Default::default()
         }
         .apply(&bot.settings)?;
         Ok::<_, ApiError>(

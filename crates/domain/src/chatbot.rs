@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 pub const INSTRUCTIONS_MAX: usize = 20_000;
 pub const FALLBACK_MAX: usize = 2_000;
 pub const MODEL_MAX: usize = 200;
+/// Longest answer a chatbot may ask a model for, in tokens.
+pub const MAX_TOKENS_LIMIT: u32 = 8_192;
+/// Most fallbacks after the main provider (offline always comes last on its own).
+pub const CHAIN_MAX: usize = 4;
 
 /// The fallback reply a new chatbot gets when the user leaves it empty.
 pub const DEFAULT_FALLBACK: &str =
@@ -79,6 +83,85 @@ pub struct ChatbotSettings {
     pub fallback_reply: String,
     /// When on, the bot must not answer from the model's general knowledge.
     pub knowledge_only: bool,
+    /// Longest answer to ask the model for, in tokens.
+    pub max_tokens: u32,
+    /// Tried in order when the main provider fails; the offline answerer always comes after them.
+    pub fallback_chain: Vec<ChainLink>,
+}
+
+/// One provider and model in a fallback chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    pub provider: Provider,
+    pub model: String,
+}
+
+impl ChainLink {
+    /// Parses the stored/typed form: one link per line, `provider model` (or just `offline`).
+    pub fn parse_lines(text: &str) -> Result<Vec<ChainLink>, DomainError> {
+        let mut out = Vec::new();
+        for (i, line) in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            let (p, m) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let provider = Provider::parse(p).map_err(|e| {
+                DomainError::invalid("fallback_chain", format!("line {}: {}", i + 1, e.message))
+            })?;
+            out.push(ChainLink {
+                provider,
+                model: m.trim().to_string(),
+            });
+        }
+        Self::validate(&out)?;
+        Ok(out)
+    }
+
+    /// Checks a chain: at most [`CHAIN_MAX`] links, a model for every LLM provider.
+    pub fn validate(chain: &[ChainLink]) -> Result<(), DomainError> {
+        if chain.len() > CHAIN_MAX {
+            return Err(DomainError::invalid(
+                "fallback_chain",
+                format!("at most {CHAIN_MAX} fallbacks (offline is always added last)"),
+            ));
+        }
+        for (i, link) in chain.iter().enumerate() {
+            if link.provider != Provider::Offline && link.model.trim().is_empty() {
+                return Err(DomainError::invalid(
+                    "fallback_chain",
+                    format!(
+                        "line {}: give a model for {}",
+                        i + 1,
+                        link.provider.as_str()
+                    ),
+                ));
+            }
+            if link.model.chars().count() > MODEL_MAX {
+                return Err(DomainError::invalid(
+                    "fallback_chain",
+                    format!("line {}: model name too long", i + 1),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored form, one link per line.
+    pub fn to_lines(chain: &[ChainLink]) -> String {
+        chain
+            .iter()
+            .map(|l| {
+                if l.model.is_empty() {
+                    l.provider.as_str().to_string()
+                } else {
+                    format!("{} {}", l.provider.as_str(), l.model)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// Raw, optional fields as they arrive from a form or a JSON body. [`ChatbotDraft::apply`] validates them on
@@ -92,6 +175,8 @@ pub struct ChatbotDraft<'a> {
     pub temperature: Option<f64>,
     pub fallback_reply: Option<&'a str>,
     pub knowledge_only: Option<bool>,
+    pub max_tokens: Option<u32>,
+    pub fallback_chain: Option<Vec<ChainLink>>,
 }
 
 impl ChatbotSettings {
@@ -105,6 +190,8 @@ impl ChatbotSettings {
             temperature: 0.3,
             fallback_reply: DEFAULT_FALLBACK.into(),
             knowledge_only: true,
+            max_tokens: 512,
+            fallback_chain: Vec::new(),
         }
     }
 }
@@ -139,6 +226,19 @@ impl ChatbotDraft<'_> {
         }
         if let Some(k) = self.knowledge_only {
             s.knowledge_only = k;
+        }
+        if let Some(m) = self.max_tokens {
+            if !(1..=MAX_TOKENS_LIMIT).contains(&m) {
+                return Err(DomainError::invalid(
+                    "max_tokens",
+                    format!("must be between 1 and {MAX_TOKENS_LIMIT}"),
+                ));
+            }
+            s.max_tokens = m;
+        }
+        if let Some(chain) = &self.fallback_chain {
+            ChainLink::validate(chain)?;
+            s.fallback_chain = chain.clone();
         }
         if s.name.is_empty() {
             return Err(DomainError::invalid("name", "is required"));
@@ -231,6 +331,42 @@ mod tests {
             let err = draft.apply(&base).expect_err(field);
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn fallback_chains_parse_and_refuse_bad_lines() {
+        let chain = ChainLink::parse_lines(
+            "openrouter openai/gpt-4o-mini\n\n  fireworks  accounts/fireworks/models/x \noffline",
+        )
+        .expect("valid");
+        assert_eq!(chain.len(), 3);
+        assert_eq!(
+            chain[1],
+            ChainLink {
+                provider: Provider::Fireworks,
+                model: "accounts/fireworks/models/x".into()
+            }
+        );
+        assert_eq!(
+            ChainLink::parse_lines(&ChainLink::to_lines(&chain)).expect("round trip"),
+            chain
+        );
+        for bad in [
+            "gpt4 x",
+            "openrouter",
+            "offline\noffline\noffline\noffline\noffline",
+        ] {
+            let err = ChainLink::parse_lines(bad).expect_err(bad);
+            assert_eq!(err.field, "fallback_chain");
+        }
+        let err = ChatbotDraft {
+            name: Some("B"),
+            max_tokens: Some(0),
+            ..Default::default()
+        }
+        .apply(&ChatbotSettings::defaults())
+        .expect_err("max_tokens");
+        assert_eq!(err.field, "max_tokens");
     }
 
     #[test]

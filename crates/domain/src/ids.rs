@@ -62,6 +62,14 @@ id_type!(
     /// One API token (the id, never the secret).
     TokenId
 );
+id_type!(
+    /// One conversation between an end user (or the owner testing) and a chatbot.
+    ConversationId
+);
+id_type!(
+    /// One recorded answer.
+    AnswerId
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,12 +8,14 @@
 pub mod account;
 pub mod chatbot;
 pub mod ids;
+pub mod month;
 pub mod qa;
 pub mod text;
 
 pub use account::{AccountUpdate, Email, NewAccount, Password, PersonName};
-pub use chatbot::{ChatbotDraft, ChatbotSettings, Provider};
-pub use ids::{AccountId, ChatbotId, QaPairId, TokenId};
+pub use chatbot::{ChainLink, ChatbotDraft, ChatbotSettings, Provider};
+pub use ids::{AccountId, AnswerId, ChatbotId, ConversationId, QaPairId, TokenId};
+pub use month::Month;
 pub use qa::{QaPairInput, RowError};
 
 /// Why an input was refused. The field is the name the user typed it into, so the dashboard and the API can

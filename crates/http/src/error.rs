@@ -41,6 +41,9 @@ pub enum ApiError {
     /// 429: too many attempts; retry after the given seconds.
     #[error("too many attempts; try again in {0} seconds")]
     TooManyRequests(u64),
+    /// 502: an external service (an LLM provider) refused or failed; the message says why in plain words.
+    #[error("{0}")]
+    Upstream(String),
     /// 503: the database is unreachable.
     #[error("service unavailable")]
     Unavailable,
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) | ApiError::Schema(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -88,6 +92,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Validation(_) | ApiError::Schema(_) => "validation_failed",
             ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::Upstream(_) => "upstream_error",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }

@@ -62,6 +62,8 @@ impl std::fmt::Debug for WebConfig {
 pub struct AppState {
     pub store: Store,
     pub files: FileStore,
+    /// Answers messages (retrieval, providers, fallback chain) and knows the provider endpoints.
+    pub answerer: mtdesk_ai::Answerer,
     pub config: Arc<WebConfig>,
     pub throttle: Arc<auth::LoginThrottle>,
     pub metrics: Arc<metrics::Metrics>,
@@ -71,9 +73,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, files: FileStore, config: WebConfig) -> anyhow::Result<Self> {
+    pub fn new(
+        store: Store,
+        files: FileStore,
+        config: WebConfig,
+        ai: mtdesk_ai::AiConfig,
+    ) -> anyhow::Result<Self> {
         let dummy_hash = config.password.hash_blocking(&auth::random_hex(16))?;
+        let sealer = mtdesk_storage::Sealer::new(&config.secret_key, "provider-keys");
         Ok(Self {
+            answerer: mtdesk_ai::Answerer::new(store.clone(), sealer, ai),
             store,
             files,
             throttle: Arc::new(auth::LoginThrottle::new(

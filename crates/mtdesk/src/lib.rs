@@ -30,8 +30,12 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
 
 fn ensure_default_data_dir(settings: &Settings) -> anyhow::Result<()> {
     if settings.database_is_default {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating the data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
     }
     Ok(())
 }
@@ -101,7 +105,38 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     }
     let files = FileStore::new(&settings.data_dir);
     let config = web_config(settings, secret);
-    AppState::new(store, files, config)
+    AppState::new(store, files, config, ai_config(settings))
+}
+
+/// Provider endpoints and instance keys from `MTDESK_<PROVIDER>_*`.
+pub fn ai_config(settings: &Settings) -> mtdesk_ai::AiConfig {
+    use mtdesk_domain::Provider;
+    let endpoints = settings
+        .providers
+        .iter()
+        .filter_map(|p| {
+            let provider = match p.env_name {
+                "OPENROUTER" => Provider::Openrouter,
+                "FIREWORKS" => Provider::Fireworks,
+                "MINIMAX" => Provider::Minimax,
+                "MOONSHOT" => Provider::Moonshot,
+                "OPENAI_COMPAT" => Provider::OpenaiCompat,
+                _ => return None,
+            };
+            Some(mtdesk_ai::Endpoint {
+                provider,
+                base_url: p.base_url.clone(),
+                api_key: p.api_key.as_ref().map(|k| k.expose().to_string()),
+            })
+        })
+        .collect();
+    mtdesk_ai::AiConfig {
+        endpoints,
+        site_url: Some(settings.public_url.clone()),
+        app_name: "MT Desk".into(),
+        timeouts: Default::default(),
+        retry: Default::default(),
+    }
 }
 
 /// The whole router: API, health, metrics and dashboard.

@@ -9,8 +9,12 @@ use sqlx::Row;
 /// Adding a table? Put it here (or in [`SYSTEM_TABLES`] / [`DERIVED_TABLES`] with a reason). The deletion
 /// test fails on any table in the catalogue that is in none of the three lists.
 pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
+    ("answers", "account_id"),
+    ("messages", "account_id"),
+    ("conversations", "account_id"),
     ("qa_pairs", "account_id"),
     ("chatbots", "account_id"),
+    ("provider_keys", "account_id"),
     ("api_tokens", "account_id"),
     ("sessions", "account_id"),
     ("accounts", "id"),

@@ -1,7 +1,7 @@
 //! Chatbots. Every query is scoped by account: a chatbot id of another account is simply not found.
 
 use crate::{Result, StorageError, Store};
-use mtdesk_domain::{AccountId, ChatbotId, ChatbotSettings, Provider, now_ms};
+use mtdesk_domain::{AccountId, ChainLink, ChatbotId, ChatbotSettings, Provider, now_ms};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -14,7 +14,7 @@ pub struct Chatbot {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, account_id, name, instructions, provider, model, temperature, fallback_reply, knowledge_only, created_at, updated_at";
+const COLUMNS: &str = "id, account_id, name, instructions, provider, model, temperature, fallback_reply, knowledge_only, max_tokens, fallback_chain, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<Chatbot, sqlx::Error> {
     let provider: String = r.try_get("provider")?;
@@ -30,6 +30,10 @@ fn from_row(r: &AnyRow) -> Result<Chatbot, sqlx::Error> {
             temperature: r.try_get("temperature")?,
             fallback_reply: r.try_get("fallback_reply")?,
             knowledge_only: r.try_get::<i64, _>("knowledge_only")? != 0,
+            max_tokens: u32::try_from(r.try_get::<i64, _>("max_tokens")?).unwrap_or(512),
+            // Stored by this code, so it parses; a row written by a newer version degrades to no chain.
+            fallback_chain: ChainLink::parse_lines(&r.try_get::<String, _>("fallback_chain")?)
+                .unwrap_or_default(),
         },
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -44,7 +48,7 @@ impl Store {
     ) -> Result<Chatbot> {
         let now = now_ms();
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO chatbots ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {COLUMNS}"
+            "INSERT INTO chatbots ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING {COLUMNS}"
         )))
         .bind(ChatbotId::new().as_str())
         .bind(account.as_str())
@@ -55,6 +59,8 @@ impl Store {
         .bind(s.temperature)
         .bind(&s.fallback_reply)
         .bind(i64::from(s.knowledge_only))
+        .bind(i64::from(s.max_tokens))
+        .bind(ChainLink::to_lines(&s.fallback_chain))
         .bind(now)
         .fetch_one(self.pool())
         .await?;
@@ -90,7 +96,7 @@ impl Store {
     ) -> Result<Chatbot> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE chatbots SET name = $3, instructions = $4, provider = $5, model = $6, temperature = $7,
-                fallback_reply = $8, knowledge_only = $9, updated_at = $10
+                fallback_reply = $8, knowledge_only = $9, max_tokens = $10, fallback_chain = $11, updated_at = $12
              WHERE id = $1 AND account_id = $2 RETURNING {COLUMNS}"
         )))
         .bind(id.as_str())
@@ -102,20 +108,29 @@ impl Store {
         .bind(s.temperature)
         .bind(&s.fallback_reply)
         .bind(i64::from(s.knowledge_only))
+        .bind(i64::from(s.max_tokens))
+        .bind(ChainLink::to_lines(&s.fallback_chain))
         .bind(now_ms())
         .fetch_one(self.pool())
         .await?;
         Ok(from_row(&row)?)
     }
 
-    /// Deletes a chatbot and its Q&A pairs in one transaction.
+    /// Deletes a chatbot with its Q&A pairs, conversations, messages and answer records, in one transaction.
     pub async fn delete_chatbot(&self, account: &AccountId, id: &ChatbotId) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2")
-            .bind(id.as_str())
-            .bind(account.as_str())
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM answers WHERE chatbot_id = $1 AND account_id = $2",
+            "DELETE FROM messages WHERE account_id = $2 AND conversation_id IN (SELECT id FROM conversations WHERE chatbot_id = $1)",
+            "DELETE FROM conversations WHERE chatbot_id = $1 AND account_id = $2",
+            "DELETE FROM qa_pairs WHERE chatbot_id = $1 AND account_id = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
         let n = sqlx::query("DELETE FROM chatbots WHERE id = $1 AND account_id = $2")
             .bind(id.as_str())
             .bind(account.as_str())

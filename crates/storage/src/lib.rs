@@ -19,10 +19,13 @@
 pub mod accounts;
 pub mod catalogue;
 pub mod chatbots;
+pub mod conversations;
 mod dialect;
 pub mod files;
 mod migrate;
+pub mod provider_keys;
 pub mod qa;
+pub mod sealed;
 pub mod sessions;
 pub mod tokens;
 
@@ -34,9 +37,12 @@ use sqlx::{AnyPool, ConnectOptions, Connection};
 
 pub use accounts::Account;
 pub use chatbots::Chatbot;
+pub use conversations::{AnswerRecord, Message, NewAnswer, UnansweredQuestion, UsageRow};
 pub use files::FileStore;
 pub use migrate::{MIGRATIONS, Migration};
+pub use provider_keys::ProviderKey;
 pub use qa::{QaMatch, QaPair};
+pub use sealed::{SealError, Sealer};
 pub use tokens::ApiToken;
 
 /// Which database is behind the store.

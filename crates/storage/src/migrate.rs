@@ -19,12 +19,20 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "foundation",
-    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "foundation",
+        sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "answering",
+        sqlite: include_str!("../migrations/sqlite/0002_answering.sql"),
+        postgres: include_str!("../migrations/postgres/0002_answering.sql"),
+    },
+];
 
 /// FNV-1a, 64 bit: enough to notice an edited file, no dependency.
 fn checksum(sql: &str) -> String {

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use mtdesk_domain::{ChatbotDraft, ChatbotId, ChatbotSettings};
+use mtdesk_domain::{ChainLink, ChatbotDraft, ChatbotId, ChatbotSettings, DomainError, Provider};
 use mtdesk_storage::Chatbot;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,6 +33,10 @@ pub struct ChatbotView {
     pub fallback_reply: String,
     /// Answer only from the knowledge base, never from the model's general knowledge.
     pub knowledge_only: bool,
+    /// Longest answer to ask the model for, in tokens.
+    pub max_tokens: u32,
+    /// Tried in order when the main provider fails; the offline answerer always comes last.
+    pub fallback_chain: Vec<ChainLinkView>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -49,10 +53,28 @@ impl From<Chatbot> for ChatbotView {
             temperature: s.temperature,
             fallback_reply: s.fallback_reply,
             knowledge_only: s.knowledge_only,
+            max_tokens: s.max_tokens,
+            fallback_chain: s
+                .fallback_chain
+                .iter()
+                .map(|l| ChainLinkView {
+                    provider: l.provider.as_str().into(),
+                    model: l.model.clone(),
+                })
+                .collect(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
     }
+}
+
+/// One fallback: a provider and its model.
+#[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ChainLinkView {
+    pub provider: String,
+    #[serde(default)]
+    pub model: String,
 }
 
 /// Fields of a chatbot. On create only `name` is required; on update every field is optional and only
@@ -68,11 +90,30 @@ pub struct ChatbotInput {
     pub temperature: Option<f64>,
     pub fallback_reply: Option<String>,
     pub knowledge_only: Option<bool>,
+    /// 1 to 8192.
+    pub max_tokens: Option<u32>,
+    /// Up to 4 fallbacks, e.g. `[{"provider": "openrouter", "model": "openai/gpt-4o-mini"}]`.
+    pub fallback_chain: Option<Vec<ChainLinkView>>,
 }
 
 impl ChatbotInput {
-    pub fn draft(&self) -> ChatbotDraft<'_> {
-        ChatbotDraft {
+    pub fn draft(&self) -> Result<ChatbotDraft<'_>, DomainError> {
+        let fallback_chain = match &self.fallback_chain {
+            None => None,
+            Some(links) => Some(
+                links
+                    .iter()
+                    .map(|l| {
+                        Ok(ChainLink {
+                            provider: Provider::parse(&l.provider)
+                                .map_err(|e| DomainError::invalid("fallback_chain", e.message))?,
+                            model: l.model.trim().to_string(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DomainError>>()?,
+            ),
+        };
+        Ok(ChatbotDraft {
             name: self.name.as_deref(),
             instructions: self.instructions.as_deref(),
             provider: self.provider.as_deref(),
@@ -80,7 +121,9 @@ impl ChatbotInput {
             temperature: self.temperature,
             fallback_reply: self.fallback_reply.as_deref(),
             knowledge_only: self.knowledge_only,
-        }
+            max_tokens: self.max_tokens,
+            fallback_chain,
+        })
     }
 }
 
@@ -104,7 +147,7 @@ pub async fn create(
     ApiAccount(account): ApiAccount,
     ApiJson(input): ApiJson<ChatbotInput>,
 ) -> ApiResult<(StatusCode, Json<ChatbotView>)> {
-    let settings = input.draft().apply(&ChatbotSettings::defaults())?;
+    let settings = input.draft()?.apply(&ChatbotSettings::defaults())?;
     let bot = state.store.insert_chatbot(&account, &settings).await?;
     Ok((StatusCode::CREATED, Json(bot.into())))
 }
@@ -134,7 +177,7 @@ pub async fn update(
 ) -> ApiResult<Json<ChatbotView>> {
     let id = path_id(&id, ChatbotId::parse)?;
     let bot = state.store.find_chatbot(&account, &id).await?;
-    let settings = input.draft().apply(&bot.settings)?;
+    let settings = input.draft()?.apply(&bot.settings)?;
     Ok(Json(
         state
             .store

@@ -3,8 +3,11 @@
 pub mod account;
 pub mod chat;
 pub mod chatbots;
+pub mod providers;
 pub mod qa;
 pub mod tokens;
+pub mod unanswered;
+pub mod usage;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -26,7 +29,9 @@ use utoipa::{Modify, OpenApi};
         tokens::list, tokens::create, tokens::revoke,
         chatbots::list, chatbots::create, chatbots::get_one, chatbots::update, chatbots::delete,
         qa::list, qa::create, qa::get_one, qa::update, qa::delete, qa::import,
-        chat::chat,
+        chat::chat, unanswered::list, unanswered::resolve,
+        providers::list, providers::set_key, providers::delete_key, providers::test_key, providers::models,
+        usage::usage,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -35,7 +40,9 @@ use utoipa::{Modify, OpenApi};
         (name = "tokens", description = "API tokens"),
         (name = "chatbots", description = "Chatbots and their settings"),
         (name = "qa", description = "Q&A pairs of a chatbot"),
-        (name = "chat", description = "Ask a chatbot"),
+        (name = "chat", description = "Ask a chatbot; questions it could not answer"),
+        (name = "providers", description = "LLM providers and your own API keys"),
+        (name = "usage", description = "Answers and tokens per month"),
     )
 )]
 pub struct ApiDoc;
@@ -60,6 +67,9 @@ pub fn router() -> Router<AppState> {
         .merge(chatbots::router())
         .merge(qa::router())
         .merge(chat::router())
+        .merge(unanswered::router())
+        .merge(providers::router())
+        .merge(usage::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             (

@@ -98,7 +98,7 @@ async fn qa_pairs_crud_and_the_chat_answers_from_them() {
     assert_eq!(reply["answer"], "Yes, within 30 days of purchase.");
     assert_eq!(reply["source"], "qa_pair");
     assert_eq!(reply["answered_by"], "offline");
-    assert_eq!(reply["matched"]["question"], "Can I get a refund?");
+    assert_eq!(reply["matched"]["title"], "Can I get a refund?");
 
     let (_, reply) = ask("When are you open? Opening hours please").await;
     assert_eq!(reply["matched"]["id"], hours.as_str());
@@ -144,7 +144,7 @@ async fn a_chatbot_set_to_an_unavailable_provider_says_so() {
         .post(
             "/api/v1/chatbots",
             &a.token,
-            json!({"name": "B", "provider": "fireworks", "model": "llama"}),
+            json!({"name": "B", "provider": "fireworks", "model": "llama", "knowledge_only": false}),
         )
         .await;
     let id = bot["id"].as_str().expect("id");
