@@ -160,8 +160,16 @@ impl Store {
         conversation: &ConversationId,
         a: &NewAnswer,
     ) -> Result<AnswerId> {
-        let now = now_ms();
         let mut tx = self.pool().begin().await?;
+        // Messages are ordered by time; two exchanges within one millisecond must still keep their order.
+        let last: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(created_at), 0) AS t FROM messages WHERE conversation_id = $1",
+        )
+        .bind(conversation.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("t")?;
+        let now = now_ms().max(last + 1);
         for (role, content, at) in [
             ("user", &a.question, now),
             ("assistant", &a.answer, now + 1),
@@ -179,10 +187,13 @@ impl Store {
             .await?;
         }
         let id = AnswerId::new();
+        // top_score travels as text and is CAST in SQL: sqlx 0.9's Any driver sends a NULL f64 as a
+        // float4 parameter, so PostgreSQL would cache the statement with float4 and refuse the next
+        // non-NULL (float8) bind ("incorrect binary data format").
         sqlx::query(
             "INSERT INTO answers (id, account_id, chatbot_id, conversation_id, question, answer, provider, model, latency_ms,
                 prompt_tokens, completion_tokens, from_knowledge, answered, top_score, retrieval, fallbacks, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CAST($14 AS DOUBLE PRECISION), $15, $16, $17)",
         )
         .bind(id.as_str())
         .bind(account.as_str())
@@ -197,7 +208,7 @@ impl Store {
         .bind(a.completion_tokens)
         .bind(i64::from(a.from_knowledge))
         .bind(i64::from(a.answered))
-        .bind(a.top_score)
+        .bind(a.top_score.map(|s| s.to_string()))
         .bind(&a.retrieval)
         .bind(&a.fallbacks)
         .bind(now)
@@ -248,8 +259,10 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<UsageRow>> {
         let rows = sqlx::query(
-            "SELECT provider, model, COUNT(*) AS answers, SUM(CASE WHEN answered = 0 THEN 1 ELSE 0 END) AS unanswered,
-                    SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens
+            "SELECT provider, model, COUNT(*) AS answers,
+                    CAST(SUM(CASE WHEN answered = 0 THEN 1 ELSE 0 END) AS BIGINT) AS unanswered,
+                    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens,
+                    CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens
              FROM answers WHERE account_id = $1 AND created_at >= $2 AND created_at < $3
              GROUP BY provider, model ORDER BY provider, model",
         )

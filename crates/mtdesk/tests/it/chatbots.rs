@@ -118,7 +118,7 @@ async fn qa_pairs_crud_and_the_chat_answers_from_them() {
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, reply) = ask("opening hours?").await;
-    assert_eq!(reply["answer"], "8 to 6 every day.");
+    assert_eq!(reply["answer"], "8 to 6 every day.", "{reply}");
     let (status, _) = app
         .api(
             Method::DELETE,

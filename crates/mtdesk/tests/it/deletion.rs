@@ -67,6 +67,15 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = app
+            .api(
+                Method::PUT,
+                "/api/v1/providers/openrouter/key",
+                Some(&acct.token),
+                Some(json!({"api_key": format!("sk-{marker}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
     }
     let a_id = AccountId::parse(&a.id).expect("id");
     // A dashboard session and a file of the account.
@@ -80,7 +89,17 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
     let before = catalogue::rows_referencing_account(&app.state.store, &a.id)
         .await
         .expect("scan");
-    for table in ["accounts", "chatbots", "qa_pairs", "api_tokens", "sessions"] {
+    for table in [
+        "accounts",
+        "chatbots",
+        "qa_pairs",
+        "api_tokens",
+        "sessions",
+        "provider_keys",
+        "conversations",
+        "messages",
+        "answers",
+    ] {
         let n = before
             .iter()
             .find(|(t, _)| t == table)
@@ -115,6 +134,10 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
     assert_eq!(receipt["deleted"]["api_tokens"], 2);
     assert_eq!(receipt["deleted"]["sessions"], 1);
     assert_eq!(receipt["deleted"]["accounts"], 1);
+    assert_eq!(receipt["deleted"]["provider_keys"], 1);
+    assert_eq!(receipt["deleted"]["conversations"], 2);
+    assert_eq!(receipt["deleted"]["messages"], 4);
+    assert_eq!(receipt["deleted"]["answers"], 2);
 
     // No row of any table in the catalogue references the account.
     let after = catalogue::rows_referencing_account(&app.state.store, &a.id)

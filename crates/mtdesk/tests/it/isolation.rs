@@ -14,6 +14,18 @@ async fn another_accounts_ids_are_404_on_every_api_route() {
     let qa = app
         .add_qa(&a.token, &bot, "Secret question?", "Secret answer.")
         .await;
+    let (_, reply) = app
+        .post(
+            &format!("/api/v1/chatbots/{bot}/chat"),
+            &a.token,
+            json!({"message": "Where is your office?"}),
+        )
+        .await;
+    let answer_id = reply["answer_id"].as_str().expect("answer id").to_string();
+    let conversation = reply["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
     let (_, tokens) = app.get("/api/v1/tokens", &a.token).await;
     let token_id = tokens[0]["id"].as_str().expect("id").to_string();
 
@@ -48,6 +60,16 @@ async fn another_accounts_ids_are_404_on_every_api_route() {
             Some(json!({"message": "Secret question?"})),
         ),
         (Method::DELETE, format!("/api/v1/tokens/{token_id}"), None),
+        (
+            Method::GET,
+            format!("/api/v1/chatbots/{bot}/unanswered"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{bot}/unanswered/{answer_id}/resolve"),
+            Some(json!({"answer": "pwned"})),
+        ),
     ];
     for (method, path, body) in routes {
         let (status, resp) = app.api(method.clone(), &path, Some(&b.token), body).await;
@@ -68,9 +90,36 @@ async fn another_accounts_ids_are_404_on_every_api_route() {
         .expect("send");
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
+    // B cannot continue A's conversation, even on B's own chatbot, nor resolve A's answers there.
+    let b_bot = app.create_chatbot(&b.token, "B bot").await;
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/chatbots/{b_bot}/chat"),
+            &b.token,
+            json!({"message": "hi", "conversation_id": conversation}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/chatbots/{b_bot}/unanswered/{answer_id}/resolve"),
+            &b.token,
+            json!({"answer": "pwned"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = app
+        .get(&format!("/api/v1/chatbots/{bot}/unanswered"), &a.token)
+        .await;
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(1),
+        "A's unanswered question is still there"
+    );
+
     // B's lists do not include A's things.
     let (_, list) = app.get("/api/v1/chatbots", &b.token).await;
-    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "only B's own bot");
     let (_, list) = app.get("/api/v1/tokens", &b.token).await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 

@@ -3,6 +3,7 @@
 //! the server's logs.
 
 mod accounts;
+mod answering;
 mod bad_input;
 mod browser;
 mod chatbots;

@@ -416,13 +416,10 @@ async fn deleting_an_account_removes_its_rows_and_keeps_others() {
         let kept = catalogue::rows_referencing_account(s, b.id.as_str())
             .await
             .expect("scan");
-        assert!(
-            kept.iter()
-                .filter(|(t, _)| t != "qa_pairs_fts")
-                .all(|(_, n)| *n == 1),
-            "{}: {kept:?}",
-            db.label
-        );
+        for table in ["accounts", "chatbots", "qa_pairs", "api_tokens", "sessions"] {
+            let n = kept.iter().find(|(t, _)| t == table).map(|(_, n)| *n);
+            assert_eq!(n, Some(1), "{}: {table} of the other account", db.label);
+        }
         assert!(matches!(
             s.delete_account(&a.id).await,
             Err(StorageError::NotFound)
@@ -443,4 +440,156 @@ async fn a_refused_database_url_is_a_clear_error() {
         .await
         .expect_err("down");
     assert!(err.to_string().contains("cannot connect"), "{err}");
+}
+
+#[tokio::test]
+async fn conversations_answers_usage_and_keys_round_trip() {
+    use mtdesk_domain::Provider;
+    use mtdesk_storage::NewAnswer;
+    for db in databases().await {
+        let s = &db.store;
+        let a = s
+            .insert_account(&account("conv@example.com"), "hash")
+            .await
+            .expect("a");
+        let b = s
+            .insert_account(&account("conv2@example.com"), "hash")
+            .await
+            .expect("b");
+        let bot_a = s.insert_chatbot(&a.id, &bot("A")).await.expect("bot");
+        assert!(
+            matches!(
+                s.create_conversation(&b.id, &bot_a.id, "api").await,
+                Err(StorageError::NotFound)
+            ),
+            "{}",
+            db.label
+        );
+        let conv = s
+            .create_conversation(&a.id, &bot_a.id, "api")
+            .await
+            .expect("conv");
+        assert!(s.find_conversation(&b.id, &bot_a.id, &conv).await.is_err());
+        let record = |q: &str, answered: bool, score: Option<f64>| NewAnswer {
+            question: q.into(),
+            answer: "reply".into(),
+            provider: if answered {
+                "openrouter".into()
+            } else {
+                "offline".into()
+            },
+            model: if answered { "m".into() } else { String::new() },
+            latency_ms: 12,
+            prompt_tokens: 100,
+            completion_tokens: 20,
+            from_knowledge: score.is_some(),
+            answered,
+            top_score: score,
+            retrieval: "[]".into(),
+            fallbacks: "[]".into(),
+        };
+        let first = s
+            .record_exchange(&a.id, &bot_a.id, &conv, &record("q1", true, Some(0.9)))
+            .await
+            .expect("rec");
+        let second = s
+            .record_exchange(&a.id, &bot_a.id, &conv, &record("q2", false, None))
+            .await
+            .expect("rec");
+        let msgs = s.recent_messages(&a.id, &conv, 10).await.expect("msgs");
+        let roles: Vec<&str> = msgs.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(
+            roles,
+            vec!["user", "assistant", "user", "assistant"],
+            "{}",
+            db.label
+        );
+        assert_eq!(msgs[2].content, "q2");
+        assert_eq!(
+            s.recent_messages(&a.id, &conv, 2).await.expect("msgs")[0].content,
+            "q2",
+            "the newest, oldest first"
+        );
+        assert!(
+            s.recent_messages(&b.id, &conv, 10)
+                .await
+                .expect("msgs")
+                .is_empty()
+        );
+
+        let usage = s.usage(&a.id, 0, i64::MAX).await.expect("usage");
+        assert_eq!(usage.len(), 2, "{}: {usage:?}", db.label);
+        let or = usage
+            .iter()
+            .find(|u| u.provider == "openrouter")
+            .expect("or");
+        assert_eq!(
+            (
+                or.answers,
+                or.prompt_tokens,
+                or.completion_tokens,
+                or.unanswered
+            ),
+            (1, 100, 20, 0)
+        );
+        assert!(s.usage(&b.id, 0, i64::MAX).await.expect("usage").is_empty());
+
+        let open = s
+            .list_unanswered(&a.id, &bot_a.id, 0.5, 10)
+            .await
+            .expect("list");
+        assert_eq!(open.len(), 1, "{}", db.label);
+        assert_eq!(open[0].answer_id, second);
+        assert!(matches!(
+            s.resolve_answer(&b.id, &bot_a.id, &second).await,
+            Err(StorageError::NotFound)
+        ));
+        s.resolve_answer(&a.id, &bot_a.id, &second)
+            .await
+            .expect("resolve");
+        assert!(
+            s.list_unanswered(&a.id, &bot_a.id, 0.5, 10)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            s.find_answer(&a.id, &first).await.expect("find").top_score,
+            Some(0.9)
+        );
+        assert!(s.find_answer(&b.id, &first).await.is_err());
+
+        s.upsert_provider_key(&a.id, Provider::Openrouter, "sealed-1", "abcd")
+            .await
+            .expect("key");
+        s.upsert_provider_key(&a.id, Provider::Openrouter, "sealed-2", "wxyz")
+            .await
+            .expect("replace");
+        let keys = s.list_provider_keys(&a.id).await.expect("keys");
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].hint, "wxyz");
+        assert_eq!(
+            s.find_sealed_provider_key(&a.id, Provider::Openrouter)
+                .await
+                .expect("k")
+                .as_deref(),
+            Some("sealed-2")
+        );
+        assert_eq!(
+            s.find_sealed_provider_key(&b.id, Provider::Openrouter)
+                .await
+                .expect("k"),
+            None
+        );
+
+        // Deleting the chatbot takes its conversations, messages and answers along.
+        s.delete_chatbot(&a.id, &bot_a.id).await.expect("delete");
+        let left = catalogue::rows_referencing_account(s, a.id.as_str())
+            .await
+            .expect("scan");
+        for (table, n) in left {
+            let expected = i64::from(matches!(table.as_str(), "accounts" | "provider_keys"));
+            assert_eq!(n, expected, "{}: {table}", db.label);
+        }
+    }
 }
