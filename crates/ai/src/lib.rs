@@ -208,7 +208,7 @@ impl Answerer {
                         kind: ErrorKind::NotConfigured,
                         status: None,
                         message: format!(
-                            "your stored {} key cannot be read: {e}; enter it again",
+                            "Your stored {} key cannot be read ({e}): enter it again.",
                             provider.label()
                         ),
                         attempts: 0,
@@ -220,10 +220,10 @@ impl Answerer {
         let needs_key = provider != Provider::OpenaiCompat;
         if provider == Provider::Offline || base_url.is_none() || (needs_key && api_key.is_none()) {
             let message = if base_url.is_none() {
-                format!("{} has no base URL configured", provider.label())
+                format!("{} has no base URL configured.", provider.label())
             } else {
                 format!(
-                    "no API key for {}: add one under AI providers",
+                    "No API key for {}: add one under AI providers.",
                     provider.label()
                 )
             };
@@ -354,9 +354,7 @@ impl Answerer {
                             provider: link.provider.as_str().to_string(),
                             model: link.model.clone(),
                             error: e.kind.as_str().to_string(),
-                            message: format!("{} {}", e.kind.owner_message(), e.message)
-                                .trim()
-                                .to_string(),
+                            message: owner_message(&e),
                         });
                     }
                 }
@@ -495,6 +493,22 @@ impl Answerer {
     }
 }
 
+/// What the owner reads about a failed provider: our plain sentence, then the provider's own words.
+pub fn owner_message(e: &ProviderError) -> String {
+    if e.kind == ErrorKind::NotConfigured && !e.message.is_empty() {
+        // Our own message already says exactly what is missing.
+        return e.message.clone();
+    }
+    if e.message.is_empty() {
+        return e.kind.owner_message().to_string();
+    }
+    format!(
+        "{} The provider said: {}",
+        e.kind.owner_message(),
+        e.message
+    )
+}
+
 fn notice_for(
     fallbacks: &[FailedAttempt],
     skipped_for_no_knowledge: bool,
@@ -502,10 +516,10 @@ fn notice_for(
 ) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(first) = fallbacks.first() {
-        parts.push(format!(
-            "{} did not answer: {}",
-            first.provider, first.message
-        ));
+        let name = Provider::parse(&first.provider)
+            .map(|p| p.label())
+            .unwrap_or("The provider");
+        parts.push(format!("{name} did not answer: {}", first.message));
     }
     if skipped_for_no_knowledge {
         parts.push("Nothing in the knowledge base matched and \"answer only from knowledge\" is on, so no model was asked.".into());

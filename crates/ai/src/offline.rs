@@ -5,7 +5,7 @@
 //! therefore apply to [`match_score`], an absolute 0..=1 overlap of content words that behaves the same on
 //! SQLite and PostgreSQL.
 
-use mtdesk_domain::text::content_terms;
+use mtdesk_domain::text::{content_terms, query_words};
 use mtdesk_storage::{Chatbot, QaPair, StorageError, Store};
 
 /// The offline answerer uses a pair only at or above this score; below it the fallback reply is given.
@@ -58,7 +58,7 @@ pub async fn retrieve(
     bot: &Chatbot,
     message: &str,
 ) -> Result<Vec<Candidate>, StorageError> {
-    let terms = content_terms(message);
+    let terms = query_words(message);
     let found = store
         .search_qa_pairs(&bot.account_id, &bot.id, &terms, CANDIDATES)
         .await?;

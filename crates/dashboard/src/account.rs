@@ -1,4 +1,4 @@
-//! My Account: profile, password, API tokens and account deletion.
+//! My Account: profile, password, this month's usage, API tokens and account deletion.
 
 use crate::web::{
     self, Chrome, CsrfForm, CsrfOnly, Errors, User, api_error, has_csrf, not_found, page, respond,
@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use mtdesk_domain::{AccountUpdate, TokenId};
+use mtdesk_domain::{AccountUpdate, Month, TokenId};
 use mtdesk_http::auth::{self, SESSION_COOKIE};
 use mtdesk_http::{ApiError, AppState, services};
 use serde::Deserialize;
@@ -19,6 +19,85 @@ pub struct TokenRow {
     prefix: String,
     created: String,
     last_used: String,
+}
+
+/// One provider and model in the usage table, with its bars' values.
+pub struct UsageLineView {
+    provider: String,
+    offline: bool,
+    model: String,
+    answers: i64,
+    unanswered: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    tokens: i64,
+}
+
+/// This month's usage (`mtdesk_http::api::usage::report`), ready to show.
+pub struct UsageView {
+    month: String,
+    answers: i64,
+    unanswered: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    lines: Vec<UsageLineView>,
+    /// The largest values, the full length of the bars (at least 1, so an empty bar is empty).
+    max_answers: i64,
+    max_tokens: i64,
+}
+
+impl From<mtdesk_http::api::usage::UsageReport> for UsageView {
+    fn from(r: mtdesk_http::api::usage::UsageReport) -> Self {
+        let lines: Vec<UsageLineView> = r
+            .by_model
+            .into_iter()
+            .map(|l| UsageLineView {
+                offline: l.provider == "offline",
+                provider: crate::chatbots::provider_label_of(&l.provider),
+                model: l.model,
+                answers: l.answers,
+                unanswered: l.unanswered,
+                prompt_tokens: l.prompt_tokens,
+                completion_tokens: l.completion_tokens,
+                tokens: l.prompt_tokens.saturating_add(l.completion_tokens),
+            })
+            .collect();
+        Self {
+            month: month_name(&r.month),
+            answers: r.answers,
+            unanswered: r.unanswered,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            max_answers: lines.iter().map(|l| l.answers).max().unwrap_or(0).max(1),
+            max_tokens: lines.iter().map(|l| l.tokens).max().unwrap_or(0).max(1),
+            lines,
+        }
+    }
+}
+
+/// "2026-03" as "March 2026" (the text as is if it is not a month).
+fn month_name(month: &str) -> String {
+    const NAMES: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    Month::parse(month)
+        .ok()
+        .and_then(|m| {
+            let i = usize::try_from(m.month).ok()?.checked_sub(1)?;
+            Some(format!("{} {}", NAMES.get(i)?, m.year))
+        })
+        .unwrap_or_else(|| month.to_string())
 }
 
 /// A token just created: the only time its secret is shown.
@@ -42,6 +121,7 @@ pub struct AccountPage {
     token_errors: Errors,
     new_token: Option<NewToken>,
     delete_errors: Errors,
+    usage: UsageView,
 }
 page!(AccountPage);
 
@@ -55,6 +135,13 @@ async fn account_page(
         .list_tokens(&user.account.id)
         .await
         .map_err(|e| api_error(user.chrome("account"), e.into()))?;
+    let usage = mtdesk_http::api::usage::report(
+        state,
+        &user.account.id,
+        Month::of_ms(mtdesk_domain::now_ms()),
+    )
+    .await
+    .map_err(|e| api_error(user.chrome("account"), e))?;
     Ok(AccountPage {
         chrome,
         name: user.account.name.clone(),
@@ -80,6 +167,7 @@ async fn account_page(
         token_errors: Errors::none(),
         new_token: None,
         delete_errors: Errors::none(),
+        usage: usage.into(),
     })
 }
 
@@ -305,5 +393,17 @@ pub async fn delete(
             let page = account_page(&state, &user, user.chrome("account")).await;
             show(page, e.status(), |p| p.delete_errors = errors)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_read_as_words() {
+        assert_eq!(month_name("2026-03"), "March 2026");
+        assert_eq!(month_name("2025-12"), "December 2025");
+        assert_eq!(month_name("soon"), "soon");
     }
 }

@@ -1,4 +1,4 @@
-//! The chatbot list and each chatbot's Settings tab (create, update, delete).
+//! The chatbot list and each chatbot's Settings tab (create, update, delete, the provider's models).
 
 use crate::web::{
     self, Chrome, CsrfForm, Errors, User, api_error, has_csrf, not_found, page, respond, see_other,
@@ -7,24 +7,54 @@ use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use mtdesk_domain::{ChatbotDraft, ChatbotId, ChatbotSettings, DomainError, Provider};
+use mtdesk_domain::{ChainLink, ChatbotDraft, ChatbotId, ChatbotSettings, DomainError, Provider};
 use mtdesk_http::{ApiError, AppState};
 use mtdesk_storage::Chatbot;
 use serde::Deserialize;
+
+/// The dashboard's name for a provider. Offline says plainly that no AI model is involved.
+pub fn provider_label(p: Provider) -> &'static str {
+    match p {
+        Provider::Offline => "Offline — answers only from your Q&A pairs, no AI model",
+        other => other.label(),
+    }
+}
+
+/// The label of a provider by its API name (`offline`, `openrouter`, …), or the name itself.
+pub fn provider_label_of(name: &str) -> String {
+    Provider::parse(name)
+        .map(|p| match p {
+            Provider::Offline => "Offline answerer".to_string(),
+            other => other.label().to_string(),
+        })
+        .unwrap_or_else(|_| name.to_string())
+}
 
 /// What every chatbot tab shows above its content.
 pub struct BotHeader {
     pub id: String,
     pub name: String,
     pub provider: &'static str,
+    /// Questions waiting on the Unanswered tab (shown as a badge).
+    pub unanswered: usize,
 }
 
 impl BotHeader {
-    pub fn new(bot: &Chatbot) -> Self {
+    /// The header with the Unanswered count (0 when it cannot be read: the badge is a hint only).
+    pub async fn load(state: &AppState, bot: &Chatbot) -> Self {
+        let unanswered =
+            match mtdesk_http::api::unanswered::unanswered(state, &bot.account_id, &bot.id).await {
+                Ok(list) => list.len(),
+                Err(e) => {
+                    web::log_if_internal(&e);
+                    0
+                }
+            };
         Self {
             id: bot.id.to_string(),
             name: bot.settings.name.clone(),
-            provider: bot.settings.provider.label(),
+            provider: provider_label(bot.settings.provider),
+            unanswered,
         }
     }
 }
@@ -76,7 +106,7 @@ async fn rows(state: &AppState, user: &User) -> Result<Vec<BotRow>, ApiError> {
         rows.push(BotRow {
             id: bot.id.to_string(),
             name: bot.settings.name,
-            provider: bot.settings.provider.label(),
+            provider: provider_label(bot.settings.provider),
             qa_count,
             created: web::date(bot.created_at),
         });
@@ -166,6 +196,8 @@ pub struct SettingsValues {
     temperature: String,
     fallback_reply: String,
     knowledge_only: bool,
+    max_tokens: String,
+    fallback_chain: String,
 }
 
 impl From<&ChatbotSettings> for SettingsValues {
@@ -178,8 +210,20 @@ impl From<&ChatbotSettings> for SettingsValues {
             temperature: s.temperature.to_string(),
             fallback_reply: s.fallback_reply.clone(),
             knowledge_only: s.knowledge_only,
+            max_tokens: s.max_tokens.to_string(),
+            fallback_chain: ChainLink::to_lines(&s.fallback_chain),
         }
     }
+}
+
+/// The provider's models for the model field's suggestions (`?models=1`), or why they could not be
+/// listed.
+#[derive(Default)]
+pub struct ModelChoices {
+    /// A listing was asked for.
+    loaded: bool,
+    models: Vec<String>,
+    error: Option<String>,
 }
 
 #[derive(Template)]
@@ -194,6 +238,9 @@ pub struct SettingsPage {
     delete_error: Option<String>,
     created: String,
     updated: String,
+    models: ModelChoices,
+    /// The saved provider, whose models "Load models" lists.
+    saved_provider: &'static str,
 }
 page!(SettingsPage);
 
@@ -204,9 +251,12 @@ const SETTINGS_FIELDS: &[&str] = &[
     "model",
     "temperature",
     "fallback_reply",
+    "max_tokens",
+    "fallback_chain",
 ];
 
-fn settings_page(
+async fn settings_page(
+    state: &AppState,
     chrome: Chrome,
     bot: &Chatbot,
     form: SettingsValues,
@@ -216,24 +266,66 @@ fn settings_page(
         .iter()
         .map(|p| ProviderOption {
             value: p.as_str(),
-            label: p.label(),
+            label: provider_label(*p),
             selected: p.as_str() == form.provider,
         })
         .collect();
     SettingsPage {
         chrome,
-        bot: BotHeader::new(bot),
+        bot: BotHeader::load(state, bot).await,
         tab: "settings",
         form,
         providers,
         errors,
         delete_error: None,
+        models: ModelChoices::default(),
+        saved_provider: provider_label(bot.settings.provider),
         created: web::date_time(bot.created_at),
         updated: web::date_time(bot.updated_at),
     }
 }
 
-/// `GET /chatbots/{id}`: the Settings tab.
+/// The models of the chatbot's saved provider, with the key its answers would use.
+async fn model_choices(state: &AppState, bot: &Chatbot) -> ModelChoices {
+    let provider = bot.settings.provider;
+    if provider == Provider::Offline {
+        return ModelChoices {
+            loaded: true,
+            models: Vec::new(),
+            error: Some(
+                "The offline answerer uses no AI model. Choose a provider and save first.".into(),
+            ),
+        };
+    }
+    let listed = match state
+        .answerer
+        .provider_config(&bot.account_id, provider)
+        .await
+    {
+        Ok(cfg) => state.answerer.client().list_models(&cfg).await,
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok(models) => ModelChoices {
+            loaded: true,
+            error: models
+                .is_empty()
+                .then(|| format!("{} returned no models.", provider.label())),
+            models,
+        },
+        Err(e) => ModelChoices {
+            loaded: true,
+            models: Vec::new(),
+            error: Some(format!(
+                "Could not list {} models: {}",
+                provider.label(),
+                mtdesk_ai::owner_message(&e)
+            )),
+        },
+    }
+}
+
+/// `GET /chatbots/{id}`: the Settings tab; `?models=1` also lists the provider's models.
 pub async fn settings(
     State(state): State<AppState>,
     user: User,
@@ -254,12 +346,17 @@ pub async fn settings(
             ),
         ],
     );
-    let page = settings_page(
+    let mut page = settings_page(
+        &state,
         user.chrome("chatbots").with_flash(flash),
         &bot,
         SettingsValues::from(&bot.settings),
         Errors::none(),
-    );
+    )
+    .await;
+    if web::has_key(query.as_deref(), "models") {
+        page.models = model_choices(&state, &bot).await;
+    }
     respond(StatusCode::OK, &page)
 }
 
@@ -274,8 +371,28 @@ pub struct SettingsForm {
     temperature: String,
     fallback_reply: String,
     knowledge_only: String,
+    /// Absent (an older form, a script) keeps the saved value.
+    max_tokens: Option<String>,
+    /// Absent keeps the saved chain; present and empty clears it.
+    fallback_chain: Option<String>,
 }
 has_csrf!(SettingsForm);
+
+/// A whole number of tokens as typed; `None` when the field was not sent.
+fn parse_max_tokens(raw: Option<&str>) -> Result<Option<u32>, DomainError> {
+    raw.map(|t| {
+        t.trim().parse::<u32>().map_err(|_| {
+            DomainError::invalid(
+                "max_tokens",
+                format!(
+                    "must be a whole number between 1 and {}",
+                    mtdesk_domain::chatbot::MAX_TOKENS_LIMIT
+                ),
+            )
+        })
+    })
+    .transpose()
+}
 
 /// `POST /chatbots/{id}`: saves every field of the form (an unticked checkbox is off).
 pub async fn update(
@@ -294,6 +411,12 @@ pub async fn update(
             form.temperature.trim().parse().map_err(|_| {
                 DomainError::invalid("temperature", "must be a number between 0 and 2")
             })?;
+        let max_tokens = parse_max_tokens(form.max_tokens.as_deref())?;
+        let fallback_chain = form
+            .fallback_chain
+            .as_deref()
+            .map(ChainLink::parse_lines)
+            .transpose()?;
         let settings = ChatbotDraft {
             name: Some(&form.name),
             instructions: Some(&form.instructions),
@@ -302,7 +425,8 @@ pub async fn update(
             temperature: Some(temperature),
             fallback_reply: Some(&form.fallback_reply),
             knowledge_only: Some(knowledge_only),
-            ..Default::default()
+            max_tokens,
+            fallback_chain,
         }
         .apply(&bot.settings)?;
         Ok::<_, ApiError>(
@@ -325,12 +449,16 @@ pub async fn update(
                 temperature: form.temperature,
                 fallback_reply: form.fallback_reply,
                 knowledge_only,
+                max_tokens: form
+                    .max_tokens
+                    .unwrap_or_else(|| bot.settings.max_tokens.to_string()),
+                fallback_chain: form
+                    .fallback_chain
+                    .unwrap_or_else(|| ChainLink::to_lines(&bot.settings.fallback_chain)),
             };
             let errors = Errors::from_api(&e, SETTINGS_FIELDS);
-            respond(
-                e.status(),
-                &settings_page(user.chrome("chatbots"), &bot, values, errors),
-            )
+            let page = settings_page(&state, user.chrome("chatbots"), &bot, values, errors).await;
+            respond(e.status(), &page)
         }
     }
 }
@@ -356,11 +484,13 @@ pub async fn delete(
     };
     if !web::checked(&form.confirm) {
         let mut page = settings_page(
+            &state,
             user.chrome("chatbots"),
             &bot,
             SettingsValues::from(&bot.settings),
             Errors::none(),
-        );
+        )
+        .await;
         page.delete_error =
             Some("Tick the box to confirm that you want to delete this chatbot.".into());
         return respond(StatusCode::UNPROCESSABLE_ENTITY, &page);

@@ -1,4 +1,5 @@
-//! Server-rendered dashboard pages: sign up, log in, chatbots (Settings, Q&A, Test chat) and My Account.
+//! Server-rendered dashboard pages: sign up, log in, chatbots (Settings, Q&A, Test chat, Unanswered), AI
+//! providers and My Account (with this month's usage).
 //!
 //! Every page works without JavaScript and under the strict CSP set by `mtdesk_http` (no inline scripts
 //! or styles): forms post to the server, which answers a success with a 303 redirect and a refused form
@@ -12,8 +13,10 @@ mod account;
 mod assets;
 mod chat;
 mod chatbots;
+mod providers;
 mod qa;
 mod session;
+mod unanswered;
 mod web;
 
 use axum::Router;
@@ -38,12 +41,25 @@ pub fn router() -> Router<AppState> {
         .route("/chatbots/{id}/qa/{qa_id}", post(qa::update))
         .route("/chatbots/{id}/qa/{qa_id}/delete", post(qa::delete))
         .route("/chatbots/{id}/chat", get(chat::page).post(chat::send))
+        .route("/chatbots/{id}/chat/stream", post(chat::stream))
+        .route("/chatbots/{id}/unanswered", get(unanswered::tab))
+        .route(
+            "/chatbots/{id}/unanswered/{answer_id}/resolve",
+            post(unanswered::resolve),
+        )
         .route("/account", get(account::page))
         .route("/account/profile", post(account::profile))
         .route("/account/password", post(account::password))
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/delete", post(account::revoke_token))
         .route("/account/delete", post(account::delete))
+        .route("/account/providers", get(providers::page))
+        .route("/account/providers/{provider}/key", post(providers::save))
+        .route(
+            "/account/providers/{provider}/key/delete",
+            post(providers::delete),
+        )
+        .route("/account/providers/{provider}/test", post(providers::test))
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
         // Unknown paths outside /api/v1 (which has its own JSON fallback) get the HTML 404 page.

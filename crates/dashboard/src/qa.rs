@@ -67,7 +67,7 @@ async fn qa_page(
         .map_err(|e| api_error(user.chrome("chatbots"), e.into()))?;
     Ok(QaPage {
         chrome,
-        bot: BotHeader::new(bot),
+        bot: BotHeader::load(state, bot).await,
         tab: "qa",
         pairs: pairs
             .into_iter()

@@ -437,6 +437,9 @@ pub fn sentence(field: &str, message: &str) -> String {
         "temperature" => "Temperature",
         "fallback_reply" => "Fallback reply",
         "message" => "Message",
+        "max_tokens" => "Max tokens",
+        "fallback_chain" => "Fallback chain",
+        "api_key" => "API key",
         _ => "",
     };
     let starts_predicate = ["is ", "must ", "contains "]
@@ -465,15 +468,25 @@ pub fn checked(value: &str) -> bool {
 /// The first known flag in the query string (`?saved=1`) mapped to its fixed message. Only fixed texts
 /// are shown, so a crafted link cannot put words on our page.
 pub fn flash(query: Option<&str>, known: &[(&str, &'static str)]) -> Option<&'static str> {
-    let query = query?;
-    let keys: Vec<&str> = query
-        .split('&')
-        .map(|kv| kv.split_once('=').map(|(k, _)| k).unwrap_or(kv))
-        .collect();
     known
         .iter()
-        .find(|(k, _)| keys.contains(k))
+        .find(|(k, _)| has_key(query, k))
         .map(|(_, m)| *m)
+}
+
+/// Whether the query string has `key` (`?models=1`, `?models`).
+pub fn has_key(query: Option<&str>, key: &str) -> bool {
+    query_value(query, key).is_some()
+}
+
+/// The raw value of `key` in the query string (`""` for a bare `?key`). Only for values that are then
+/// parsed into something known (an id, a provider name): never shown as is.
+pub fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }
 
 /// A unix-ms timestamp as a day, e.g. "5 Mar 2025" (UTC).
@@ -496,6 +509,22 @@ pub fn date_time(ms: i64) -> String {
 
 fn to_datetime(ms: i64) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// A count with thousands separators, e.g. "12,345".
+pub fn thousands(n: &i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if *n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Cuts `s` to at most `max` characters (on a character boundary).
@@ -546,12 +575,21 @@ mod tests {
         assert_eq!(flash(Some("x=<script>&saved"), &known), Some("Saved."));
         assert_eq!(flash(Some("other=1"), &known), None);
         assert_eq!(flash(None, &known), None);
+        assert!(has_key(Some("a=1&models=1"), "models"));
+        assert!(has_key(Some("models"), "models"));
+        assert!(!has_key(Some("modelsx=1"), "models"));
+        assert_eq!(query_value(Some("c=abc&answer=x1"), "answer"), Some("x1"));
+        assert_eq!(query_value(Some("c=abc"), "answer"), None);
     }
 
     #[test]
     fn truncate_respects_characters() {
         assert_eq!(truncate("héllo", 2), "hé");
         assert_eq!(truncate("hi", 10), "hi");
+        assert_eq!(thousands(&0), "0");
+        assert_eq!(thousands(&999), "999");
+        assert_eq!(thousands(&1_234_567), "1,234,567");
+        assert_eq!(thousands(&-1_000), "-1,000");
     }
 
     #[test]

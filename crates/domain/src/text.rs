@@ -68,20 +68,38 @@ pub fn content_terms(s: &str) -> Vec<String> {
     out
 }
 
+/// A light plural stemmer for matching: "policies" → "policy", "boxes" → "box", "sizes" → "size".
 fn stem(w: &str) -> String {
-    for suffix in ["ies", "es", "s"] {
-        if let Some(base) = w.strip_suffix(suffix)
-            && base.chars().count() >= 3
-            && !w.ends_with("ss")
-        {
-            return if suffix == "ies" {
-                format!("{base}y")
-            } else {
-                base.to_string()
-            };
-        }
+    if let Some(base) = w.strip_suffix("ies")
+        && base.chars().count() >= 2
+    {
+        return format!("{base}y");
+    }
+    if let Some(base) = w.strip_suffix("es")
+        && ["x", "ch", "sh", "ss"].iter().any(|e| base.ends_with(e))
+    {
+        return base.to_string();
+    }
+    if let Some(base) = w.strip_suffix('s')
+        && base.chars().count() >= 3
+        && !base.ends_with('s')
+        && !base.ends_with('u')
+    {
+        return base.to_string();
     }
     w.to_string()
+}
+
+/// Words for a full-text query: [`words`] minus [`STOPWORDS`], deduplicated, not stemmed (the search
+/// engine stems them its own way).
+pub fn query_words(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in words(s) {
+        if !STOPWORDS.contains(&w.as_str()) && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -119,5 +137,13 @@ mod tests {
         );
         assert_eq!(content_terms("policies"), vec!["policy"]);
         assert_eq!(content_terms("address"), vec!["address"]);
+        assert_eq!(
+            content_terms("sizes boxes watches shoes prices status bus"),
+            vec!["size", "box", "watch", "shoe", "price", "status", "bus"]
+        );
+        assert_eq!(
+            query_words("What SIZES do you stock, sizes?"),
+            vec!["sizes", "stock"]
+        );
     }
 }

@@ -321,14 +321,15 @@ impl Store {
             .map_err(StorageError::from)
     }
 
-    /// Marks an unanswered question handled (e.g. turned into a Q&A pair).
+    /// Marks an unanswered question handled (e.g. turned into a Q&A pair). Already resolved or another
+    /// chatbot's answer: `NotFound`.
     pub async fn resolve_answer(
         &self,
         account: &AccountId,
         chatbot: &ChatbotId,
         id: &AnswerId,
     ) -> Result<()> {
-        let n = sqlx::query("UPDATE answers SET resolved_at = $4 WHERE id = $1 AND chatbot_id = $2 AND account_id = $3")
+        let n = sqlx::query("UPDATE answers SET resolved_at = $4 WHERE id = $1 AND chatbot_id = $2 AND account_id = $3 AND resolved_at IS NULL")
             .bind(id.as_str())
             .bind(chatbot.as_str())
             .bind(account.as_str())

@@ -203,9 +203,7 @@ pub async fn run_key_test(
         },
         Err(e) => TestResult {
             ok: false,
-            message: format!("{} {}", e.kind.owner_message(), e.message)
-                .trim()
-                .to_string(),
+            message: mtdesk_ai::owner_message(&e),
             error: Some(e.kind.as_str().into()),
         },
     }
@@ -252,24 +250,12 @@ pub async fn models(
         .answerer
         .provider_config(&account, provider)
         .await
-        .map_err(|e| {
-            ApiError::Upstream(
-                format!("{} {}", e.kind.owner_message(), e.message)
-                    .trim()
-                    .to_string(),
-            )
-        })?;
+        .map_err(|e| ApiError::Upstream(mtdesk_ai::owner_message(&e)))?;
     let models = state
         .answerer
         .client()
         .list_models(&cfg)
         .await
-        .map_err(|e| {
-            ApiError::Upstream(
-                format!("{} {}", e.kind.owner_message(), e.message)
-                    .trim()
-                    .to_string(),
-            )
-        })?;
+        .map_err(|e| ApiError::Upstream(mtdesk_ai::owner_message(&e)))?;
     Ok(Json(ModelList { models }))
 }

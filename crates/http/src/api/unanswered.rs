@@ -92,8 +92,10 @@ pub async fn resolve_with_pair(
 ) -> ApiResult<mtdesk_storage::QaPair> {
     let record = state.store.find_answer(account, answer_id).await?;
     let input = QaPairInput::parse(question.unwrap_or(&record.question), answer)?;
-    let mut created = state.store.insert_qa_pairs(account, bot, &[input]).await?;
+    // Resolving first is the ownership check (the answer must be this chatbot's and still open), so a
+    // second submit or another chatbot's question creates no pair.
     state.store.resolve_answer(account, bot, answer_id).await?;
+    let mut created = state.store.insert_qa_pairs(account, bot, &[input]).await?;
     created
         .pop()
         .ok_or_else(|| crate::ApiError::Internal(anyhow::anyhow!("insert returned no row")))

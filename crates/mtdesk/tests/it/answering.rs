@@ -200,7 +200,7 @@ async fn a_failing_provider_hands_over_to_the_next_in_the_chain() {
         "fireworks retried before handing over"
     );
     assert_eq!(or.chat_requests().len(), 1);
-    assert!(reply["notice"].as_str().unwrap_or("").contains("fireworks"));
+    assert!(reply["notice"].as_str().unwrap_or("").contains("Fireworks"));
 }
 
 #[tokio::test]
@@ -260,6 +260,33 @@ async fn a_refused_key_gives_the_fallback_reply_and_the_owner_can_turn_the_quest
         reply["answer"], "No, we sell online only.",
         "the offline answerer now knows: {reply}"
     );
+}
+
+#[tokio::test]
+async fn an_unknown_model_or_a_provider_that_is_down_gives_the_fallback_reply_with_the_reason() {
+    let (or, fw) = fakes().await;
+    let app = app_with(&or, &fw, Some(OR_KEY), Some(FW_KEY)).await;
+    let a = app.sign_up(&email("down")).await;
+    let b = bot(
+        &app,
+        &a,
+        json!({"provider": "openrouter", "model": "no-such-model", "knowledge_only": false, "fallback_reply": "We will get back to you.",
+               "fallback_chain": [{"provider": "fireworks", "model": "fake-model"}]}),
+    )
+    .await;
+    drop(fw); // Fireworks is down: connection refused.
+    let reply = ask(&app, &a, &b, json!({"message": "Is anyone there?"})).await;
+    assert_eq!(reply["answer"], "We will get back to you.");
+    assert_eq!(reply["fallbacks"][0]["error"], "invalid_request");
+    assert!(
+        reply["fallbacks"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no-such-model"),
+        "{reply}"
+    );
+    assert_eq!(reply["fallbacks"][1]["provider"], "fireworks");
+    assert_eq!(reply["fallbacks"][1]["error"], "network");
 }
 
 #[tokio::test]

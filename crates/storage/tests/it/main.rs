@@ -303,7 +303,7 @@ async fn full_text_search_ranks_the_matching_pair_first_and_follows_edits() {
         )
         .await
         .expect("other");
-        let terms = |q: &str| mtdesk_domain::text::content_terms(q);
+        let terms = |q: &str| mtdesk_domain::text::query_words(q);
         let hits = s
             .search_qa_pairs(&a.id, &bot_a.id, &terms("refunds please"), 5)
             .await
