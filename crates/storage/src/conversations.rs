@@ -161,6 +161,12 @@ impl Store {
         a: &NewAnswer,
     ) -> Result<AnswerId> {
         let mut tx = self.pool().begin().await?;
+        // A write first, so SQLite takes the write lock at once (see `insert_qa_pairs`).
+        sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
+            .bind(conversation.as_str())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         // Messages are ordered by time; two exchanges within one millisecond must still keep their order.
         let last: i64 = sqlx::query(
             "SELECT COALESCE(MAX(created_at), 0) AS t FROM messages WHERE conversation_id = $1",
@@ -214,11 +220,6 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
-            .bind(conversation.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -45,13 +45,17 @@ impl Store {
         pairs: &[QaPairInput],
     ) -> Result<Vec<QaPair>> {
         let mut tx = self.pool().begin().await?;
-        let owned: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM chatbots WHERE id = $1 AND account_id = $2")
-                .bind(chatbot.as_str())
-                .bind(account.as_str())
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
+        // A write first: it checks ownership and takes SQLite's write lock at once. A transaction that
+        // reads first and writes later can fail with "database is locked" when another writer commits
+        // in between (no busy wait is possible then).
+        let owned = sqlx::query(
+            "UPDATE chatbots SET updated_at = updated_at WHERE id = $1 AND account_id = $2",
+        )
+        .bind(chatbot.as_str())
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if owned == 0 {
             return Err(StorageError::NotFound);
         }

@@ -65,19 +65,20 @@ CREATE INDEX qa_pairs_chatbot_id_idx ON qa_pairs (chatbot_id, position);
 CREATE INDEX qa_pairs_account_id_idx ON qa_pairs (account_id);
 
 -- Full-text index over Q&A pairs, kept in step by triggers inside the same transaction as the row.
--- It carries account_id so the deletion test can see whose entries it holds.
+-- It carries account_id (so the deletion test can see whose entries it holds) and chatbot_id (so a
+-- search filters inside the full-text match instead of probing the index once per row).
 CREATE VIRTUAL TABLE qa_pairs_fts USING fts5 (
-    question, answer, account_id UNINDEXED,
+    question, answer, account_id UNINDEXED, chatbot_id UNINDEXED,
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER qa_pairs_fts_insert AFTER INSERT ON qa_pairs BEGIN
-    INSERT INTO qa_pairs_fts (rowid, question, answer, account_id)
-    VALUES (new.rowid, new.question, new.answer, new.account_id);
+    INSERT INTO qa_pairs_fts (rowid, question, answer, account_id, chatbot_id)
+    VALUES (new.rowid, new.question, new.answer, new.account_id, new.chatbot_id);
 END;
 CREATE TRIGGER qa_pairs_fts_update AFTER UPDATE ON qa_pairs BEGIN
     DELETE FROM qa_pairs_fts WHERE rowid = old.rowid;
-    INSERT INTO qa_pairs_fts (rowid, question, answer, account_id)
-    VALUES (new.rowid, new.question, new.answer, new.account_id);
+    INSERT INTO qa_pairs_fts (rowid, question, answer, account_id, chatbot_id)
+    VALUES (new.rowid, new.question, new.answer, new.account_id, new.chatbot_id);
 END;
 CREATE TRIGGER qa_pairs_fts_delete AFTER DELETE ON qa_pairs BEGIN
     DELETE FROM qa_pairs_fts WHERE rowid = old.rowid;
