@@ -260,24 +260,27 @@ impl Answerer {
         let started = std::time::Instant::now();
         let account = &bot.account_id;
         let (message, truncated) = prompt::truncate_message(req.message);
-        let conversation = match req.conversation {
+        // A new conversation has no history: skip the query on this hot path.
+        let (conversation, history) = match req.conversation {
             Some(c) => {
                 self.store.find_conversation(account, &bot.id, &c).await?;
-                c
+                let history: Vec<(String, String)> = self
+                    .store
+                    .recent_messages(account, &c, HISTORY_MESSAGES)
+                    .await?
+                    .into_iter()
+                    .map(|m| (m.role, m.content))
+                    .collect();
+                (c, history)
             }
             None => {
-                self.store
+                let c = self
+                    .store
                     .create_conversation(account, &bot.id, req.channel)
-                    .await?
+                    .await?;
+                (c, Vec::new())
             }
         };
-        let history: Vec<(String, String)> = self
-            .store
-            .recent_messages(account, &conversation, HISTORY_MESSAGES)
-            .await?
-            .into_iter()
-            .map(|m| (m.role, m.content))
-            .collect();
         let candidates = offline::retrieve(&self.store, bot, &message).await?;
         let source_of = |c: &offline::Candidate| SourceRef {
             kind: "qa",
