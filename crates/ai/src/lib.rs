@@ -70,6 +70,8 @@ pub enum AnswerSource {
     QaPair,
     /// A model answered with knowledge from the knowledge base in its context.
     Knowledge,
+    /// The offline answerer quoted the most relevant sentences of the best document passages.
+    Excerpt,
     /// A model answered with no matching knowledge (only when "answer only from knowledge" is off).
     Model,
     /// Nothing could answer: the chatbot's fallback reply.
@@ -147,6 +149,9 @@ pub struct AnswerRequest<'a> {
     pub channel: &'a str,
 }
 
+/// Document passages given to a model at most.
+const PASSAGES_MAX: usize = 3;
+
 /// How many earlier messages are loaded for the prompt (the token budget then trims them).
 const HISTORY_MESSAGES: i64 = 20;
 
@@ -154,6 +159,8 @@ const HISTORY_MESSAGES: i64 = 20;
 #[derive(Clone)]
 pub struct Answerer {
     store: Store,
+    /// Document and website knowledge (chunks); `None` means Q&A pairs only.
+    knowledge: Option<mtdesk_knowledge::Knowledge>,
     sealer: Sealer,
     config: Arc<AiConfig>,
     client: LlmClient,
@@ -163,9 +170,41 @@ impl Answerer {
     pub fn new(store: Store, sealer: Sealer, config: AiConfig) -> Self {
         Self {
             store,
+            knowledge: None,
             sealer,
             config: Arc::new(config),
             client: LlmClient::new(),
+        }
+    }
+
+    /// Answers also from documents and websites, through hybrid retrieval.
+    pub fn with_knowledge(mut self, knowledge: mtdesk_knowledge::Knowledge) -> Self {
+        self.knowledge = Some(knowledge);
+        self
+    }
+
+    /// The Q&A pairs matching a message, best first (for hit testing).
+    pub async fn qa_candidates(
+        &self,
+        bot: &Chatbot,
+        message: &str,
+    ) -> Result<Vec<offline::Candidate>, StorageError> {
+        offline::retrieve(&self.store, bot, message).await
+    }
+
+    /// Document passages for a message when retrieval is confident, best first. A retrieval failure (an
+    /// embedding provider down) degrades to Q&A pairs alone and is logged.
+    async fn passages(&self, bot: &Chatbot, message: &str) -> Vec<mtdesk_knowledge::Hit> {
+        let Some(k) = &self.knowledge else {
+            return Vec::new();
+        };
+        match k.retrieve(&bot.id, message, None, PASSAGES_MAX).await {
+            Ok(r) if r.confident => r.hits,
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "knowledge retrieval failed; answering from Q&A pairs only");
+                Vec::new()
+            }
         }
     }
 
@@ -294,6 +333,19 @@ impl Answerer {
             .take(offline::CONTEXT_MAX)
             .collect();
         let matched = candidates.first().filter(|c| c.score > 0.0).map(source_of);
+        // A Q&A pair whose question matches well wins: passages are only looked up without one.
+        let passages = if offline::best_match(&candidates).is_some() {
+            Vec::new()
+        } else {
+            self.passages(bot, &message).await
+        };
+        let passage_ref = |h: &mtdesk_knowledge::Hit| SourceRef {
+            kind: "chunk",
+            id: h.chunk_id.to_string(),
+            title: passage_label(h),
+            score: (f64::from(h.vector_score.unwrap_or(h.score)) * 1000.0).round() / 1000.0,
+        };
+        let matched = matched.or_else(|| passages.first().map(passage_ref));
 
         let mut chain: Vec<ChainLink> = vec![ChainLink {
             provider: bot.settings.provider,
@@ -307,17 +359,27 @@ impl Answerer {
         let mut produced: Option<(String, AnswerSource, String, String, u32, u32)> = None;
         // "Answer only from knowledge" with nothing relevant: no model is asked; the offline answerer
         // gives the fallback reply.
-        let skip_models = bot.settings.knowledge_only && context.is_empty();
+        let has_context = !context.is_empty() || !passages.is_empty();
+        let skip_models = bot.settings.knowledge_only && !has_context;
         if !skip_models {
-            let items: Vec<prompt::ContextItem> = context
+            let mut items: Vec<prompt::ContextItem> = context
                 .iter()
                 .enumerate()
                 .map(|(i, c)| prompt::ContextItem {
                     marker: i + 1,
-                    question: c.pair.question.clone(),
+                    question: Some(c.pair.question.clone()),
                     answer: c.pair.answer.clone(),
+                    source: None,
                 })
                 .collect();
+            for h in &passages {
+                items.push(prompt::ContextItem {
+                    marker: items.len() + 1,
+                    question: None,
+                    answer: h.text.clone(),
+                    source: Some(passage_label(h)),
+                });
+            }
             let system = prompt::system_prompt(
                 &bot.settings.instructions,
                 bot.settings.knowledge_only,
@@ -336,7 +398,7 @@ impl Answerer {
                     .await
                 {
                     Ok((text, model, pt, ct)) => {
-                        let source = if context.is_empty() {
+                        let source = if !has_context {
                             AnswerSource::Model
                         } else {
                             AnswerSource::Knowledge
@@ -368,7 +430,10 @@ impl Answerer {
             None => {
                 let (text, source) = match offline::best_match(&candidates) {
                     Some(best) => (best.pair.answer.clone(), AnswerSource::QaPair),
-                    None => (bot.settings.fallback_reply.clone(), AnswerSource::Fallback),
+                    None => match offline::excerpt(&message, &passages) {
+                        Some(text) => (text, AnswerSource::Excerpt),
+                        None => (bot.settings.fallback_reply.clone(), AnswerSource::Fallback),
+                    },
                 };
                 if let Some(tx) = &updates {
                     let _ = tx.send(StreamUpdate::Delta(text.clone())).await;
@@ -381,7 +446,12 @@ impl Answerer {
                 .map(source_of)
                 .into_iter()
                 .collect(),
-            AnswerSource::Knowledge => context.iter().map(|c| source_of(c)).collect(),
+            AnswerSource::Knowledge => context
+                .iter()
+                .map(|c| source_of(c))
+                .chain(passages.iter().map(passage_ref))
+                .collect(),
+            AnswerSource::Excerpt => passages.iter().take(2).map(passage_ref).collect(),
             AnswerSource::Model | AnswerSource::Fallback => Vec::new(),
         };
         let notice = notice_for(
@@ -398,13 +468,25 @@ impl Answerer {
             latency_ms: latency_ms as i64,
             prompt_tokens: i64::from(prompt_tokens),
             completion_tokens: i64::from(completion_tokens),
-            from_knowledge: matches!(source, AnswerSource::QaPair | AnswerSource::Knowledge),
+            from_knowledge: matches!(
+                source,
+                AnswerSource::QaPair | AnswerSource::Knowledge | AnswerSource::Excerpt
+            ),
             answered: source != AnswerSource::Fallback,
-            top_score: candidates.first().map(|c| c.score),
+            top_score: candidates
+                .first()
+                .map(|c| c.score)
+                .into_iter()
+                .chain(passages.first().and_then(|h| h.vector_score.map(f64::from)))
+                .reduce(f64::max),
             retrieval: serde_json::to_string(
                 &candidates
                     .iter()
                     .map(|c| serde_json::json!({"qa_id": c.pair.id.as_str(), "score": c.score}))
+                    .chain(passages.iter().map(|h| {
+                        serde_json::json!({"chunk_id": h.chunk_id.as_str(), "score": h.score,
+                            "vector": h.vector_score, "lexical": h.lexical_score, "leg": h.leg})
+                    }))
                     .collect::<Vec<_>>(),
             )
             .unwrap_or_else(|_| "[]".into()),
@@ -534,4 +616,20 @@ fn notice_for(
         ));
     }
     (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// "Refund policy > Returns (page 3)" or "…(https://…)": where a passage comes from, for prompts and
+/// source lines.
+pub fn passage_label(h: &mtdesk_knowledge::Hit) -> String {
+    let mut label = h.title.clone();
+    if !h.heading.is_empty() && h.heading != h.title {
+        label.push_str(" > ");
+        label.push_str(&h.heading);
+    }
+    if let Some(p) = h.page {
+        label.push_str(&format!(" (page {p})"));
+    } else if let Some(u) = &h.url {
+        label.push_str(&format!(" ({u})"));
+    }
+    label
 }

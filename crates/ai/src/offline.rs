@@ -79,9 +79,76 @@ pub fn best_match(candidates: &[Candidate]) -> Option<&Candidate> {
     candidates.first().filter(|c| c.score >= MATCH_THRESHOLD)
 }
 
+/// The offline answer from document passages: the most relevant sentences of the top passages (up to
+/// three, in document order within each passage), then a source line. `None` without passages.
+pub fn excerpt(message: &str, passages: &[mtdesk_knowledge::Hit]) -> Option<String> {
+    let q: Vec<String> = mtdesk_knowledge::analyze::terms(message);
+    if q.is_empty() || passages.is_empty() {
+        return None;
+    }
+    let mut scored: Vec<(f64, usize, usize, String)> = Vec::new();
+    for (pi, h) in passages.iter().take(2).enumerate() {
+        for (si, sentence) in split_sentences(&h.text).into_iter().enumerate() {
+            let terms = mtdesk_knowledge::analyze::terms(&sentence);
+            if terms.is_empty() {
+                continue;
+            }
+            let hits = q.iter().filter(|t| terms.contains(t)).count() as f64;
+            // Prefer sentences that cover the question; a little weight to the best passage.
+            let score = hits / q.len() as f64 + if pi == 0 { 0.05 } else { 0.0 };
+            if hits > 0.0 {
+                scored.push((score, pi, si, sentence));
+            }
+        }
+    }
+    if scored.is_empty() {
+        let first = split_sentences(&passages[0].text).into_iter().take(2).collect::<Vec<_>>();
+        scored = first.into_iter().enumerate().map(|(i, s)| (0.0, 0, i, s)).collect();
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut best: Vec<(usize, usize, String)> = scored.into_iter().take(3).map(|(_, p, s, t)| (p, s, t)).collect();
+    best.sort_by_key(|(p, s, _)| (*p, *s));
+    let body = best.into_iter().map(|(_, _, t)| t).collect::<Vec<_>>().join(" ");
+    Some(format!("{body}\n\nSource: {}", crate::passage_label(&passages[0])))
+}
+
+fn split_sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '\n' && chars.get(i + 1) == Some(&'\n') {
+            if !cur.trim().is_empty() {
+                out.push(cur.trim().to_string());
+            }
+            cur.clear();
+            continue;
+        }
+        cur.push(if c == '\n' { ' ' } else { c });
+        let end = matches!(c, '.' | '!' | '?')
+            && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        if end && cur.trim().chars().count() > 1 {
+            out.push(cur.trim().to_string());
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentences_split_at_stops_and_blank_lines() {
+        assert_eq!(
+            split_sentences("One. Two? Three\n\nFour is here v1.2 ok"),
+            vec!["One.", "Two?", "Three", "Four is here v1.2 ok"]
+        );
+    }
 
     #[test]
     fn match_scores_separate_good_and_bad_matches() {

@@ -14,8 +14,12 @@ pub const HISTORY_TOKEN_BUDGET: usize = 3_000;
 #[derive(Debug, Clone)]
 pub struct ContextItem {
     pub marker: usize,
-    pub question: String,
+    /// A Q&A pair's question; for a document passage, `None`.
+    pub question: Option<String>,
+    /// The pair's answer, or the passage's text.
     pub answer: String,
+    /// Where a passage comes from ("Refund policy > Returns, page 3"); `None` for a Q&A pair.
+    pub source: Option<String>,
 }
 
 /// Estimated tokens of a text: ~4 characters per token plus a little per message overhead.
@@ -65,10 +69,13 @@ pub fn system_prompt(instructions: &str, knowledge_only: bool, context: &[Contex
         p.push_str("(nothing in the knowledge base matches this question)\n");
     } else {
         for c in context {
-            p.push_str(&format!(
-                "[{}] Q: {}\n    A: {}\n",
-                c.marker, c.question, c.answer
-            ));
+            match (&c.question, &c.source) {
+                (Some(q), _) => p.push_str(&format!("[{}] Q: {}\n    A: {}\n", c.marker, q, c.answer)),
+                (None, Some(src)) => {
+                    p.push_str(&format!("[{}] (from {}) {}\n", c.marker, src, c.answer))
+                }
+                (None, None) => p.push_str(&format!("[{}] {}\n", c.marker, c.answer)),
+            }
         }
     }
     p
@@ -134,16 +141,26 @@ mod tests {
 
     #[test]
     fn the_system_prompt_carries_rules_and_markers() {
-        let ctx = vec![ContextItem {
-            marker: 1,
-            question: "Hours?".into(),
-            answer: "9-5".into(),
-        }];
+        let ctx = vec![
+            ContextItem {
+                marker: 1,
+                question: Some("Hours?".into()),
+                answer: "9-5".into(),
+                source: None,
+            },
+            ContextItem {
+                marker: 2,
+                question: None,
+                answer: "Returns are free within 30 days.".into(),
+                source: Some("Refund policy > Returns".into()),
+            },
+        ];
         let p = system_prompt("You are Acme's assistant.", true, &ctx);
         assert!(p.starts_with("You are Acme's assistant."));
         assert!(p.contains("customer's language"));
         assert!(p.contains("does not contain the answer, say so"));
         assert!(p.contains("[1] Q: Hours?"));
+        assert!(p.contains("[2] (from Refund policy > Returns) Returns are free within 30 days."));
         let open = system_prompt("", false, &[]);
         assert!(!open.contains("does not contain the answer, say so"));
         assert!(open.contains("nothing in the knowledge base"));

@@ -117,6 +117,7 @@ impl Reply {
             source: match a.source {
                 AnswerSource::QaPair => "qa_pair",
                 AnswerSource::Knowledge => "knowledge",
+                AnswerSource::Excerpt => "excerpt",
                 AnswerSource::Model => "model",
                 AnswerSource::Fallback => "fallback",
             },

@@ -70,6 +70,18 @@ id_type!(
     /// One recorded answer.
     AnswerId
 );
+id_type!(
+    /// One knowledge source: an uploaded document or a crawled website.
+    SourceId
+);
+id_type!(
+    /// One chunk of a source's text, the unit of retrieval.
+    ChunkId
+);
+id_type!(
+    /// One job in the database job queue.
+    JobId
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,13 +8,17 @@
 pub mod account;
 pub mod chatbot;
 pub mod ids;
+pub mod knowledge;
 pub mod month;
 pub mod qa;
 pub mod text;
 
 pub use account::{AccountUpdate, Email, NewAccount, Password, PersonName};
 pub use chatbot::{ChainLink, ChatbotDraft, ChatbotSettings, Provider};
-pub use ids::{AccountId, AnswerId, ChatbotId, ConversationId, QaPairId, TokenId};
+pub use ids::{
+    AccountId, AnswerId, ChatbotId, ChunkId, ConversationId, JobId, QaPairId, SourceId, TokenId,
+};
+pub use knowledge::{CrawlLimits, EmbeddingChoice, SourceKind, SourceStatus, SyncSchedule};
 pub use month::Month;
 pub use qa::{QaPairInput, RowError};
 

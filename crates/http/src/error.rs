@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 409: a unique value is taken (e.g. the email).
     #[error("{field} is already taken")]
     Conflict { field: &'static str },
+    /// 409: the resource is busy or in a state that does not allow this (e.g. a sync already running).
+    #[error("{0}")]
+    Busy(String),
     /// 413: the body is larger than the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -70,7 +73,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) | ApiError::Schema(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::NotFound => "not_found",
             ApiError::Conflict { .. } => "conflict",
+            ApiError::Busy(_) => "busy",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Validation(_) | ApiError::Schema(_) => "validation_failed",

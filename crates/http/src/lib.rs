@@ -10,6 +10,7 @@ pub mod auth;
 pub mod csv_import;
 pub mod error;
 pub mod extract;
+pub mod knowledge;
 pub mod metrics;
 pub mod services;
 
@@ -64,6 +65,8 @@ pub struct AppState {
     pub files: FileStore,
     /// Answers messages (retrieval, providers, fallback chain) and knows the provider endpoints.
     pub answerer: mtdesk_ai::Answerer,
+    /// Knowledge sources, retrieval and the ingestion worker's wake-up.
+    pub knowledge: knowledge::KnowledgeState,
     pub config: Arc<WebConfig>,
     pub throttle: Arc<auth::LoginThrottle>,
     pub metrics: Arc<metrics::Metrics>,
@@ -78,11 +81,14 @@ impl AppState {
         files: FileStore,
         config: WebConfig,
         ai: mtdesk_ai::AiConfig,
+        knowledge: knowledge::KnowledgeState,
     ) -> anyhow::Result<Self> {
         let dummy_hash = config.password.hash_blocking(&auth::random_hex(16))?;
         let sealer = mtdesk_storage::Sealer::new(&config.secret_key, "provider-keys");
         Ok(Self {
-            answerer: mtdesk_ai::Answerer::new(store.clone(), sealer, ai),
+            answerer: mtdesk_ai::Answerer::new(store.clone(), sealer, ai)
+                .with_knowledge(knowledge.knowledge.clone()),
+            knowledge,
             store,
             files,
             throttle: Arc::new(auth::LoginThrottle::new(

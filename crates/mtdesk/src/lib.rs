@@ -105,7 +105,65 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     }
     let files = FileStore::new(&settings.data_dir);
     let config = web_config(settings, secret);
-    AppState::new(store, files, config, ai_config(settings))
+    let knowledge = knowledge_state(settings, store.clone());
+    AppState::new(store, files, config, ai_config(settings), knowledge)
+}
+
+/// Embedders from settings: the local model (when this build has it and its files are there) and
+/// OpenRouter embeddings (when a key is configured).
+pub fn embedders(settings: &Settings) -> mtdesk_knowledge::embed::Embedders {
+    let remote = settings
+        .providers
+        .iter()
+        .find(|p| p.env_name == "OPENROUTER")
+        .and_then(|p| match (&p.api_key, &p.base_url) {
+            (Some(k), Some(base)) => Some(mtdesk_knowledge::embed::RemoteConfig {
+                base_url: base.clone(),
+                api_key: k.expose().to_string(),
+                site_url: Some(settings.public_url.clone()),
+                app_name: "MT Desk".into(),
+            }),
+            _ => None,
+        });
+    mtdesk_knowledge::embed::Embedders::load(Some(settings.model_dir.clone()), remote)
+}
+
+pub fn knowledge_state(settings: &Settings, store: Store) -> mtdesk_http::knowledge::KnowledgeState {
+    let embedders = embedders(settings);
+    mtdesk_http::knowledge::KnowledgeState {
+        knowledge: mtdesk_knowledge::Knowledge::new(store, embedders),
+        wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+        max_upload_bytes: settings.max_upload_bytes,
+        max_files_per_chatbot: settings.max_files_per_chatbot,
+    }
+}
+
+/// Crawl settings from the operator's configuration.
+pub fn crawl_config(settings: &Settings) -> mtdesk_crawler::CrawlConfig {
+    mtdesk_crawler::CrawlConfig {
+        per_host_delay: Duration::from_millis(settings.crawl_delay_ms),
+        address_policy: if settings.allow_private_urls {
+            mtdesk_crawler::AddressPolicy::AllowPrivate
+        } else {
+            mtdesk_crawler::AddressPolicy::PublicOnly
+        },
+        ..Default::default()
+    }
+}
+
+/// The ingestion side: runs knowledge jobs for this state.
+pub fn ingestor(settings: &Settings, state: &AppState) -> mtdesk_knowledge::ingest::Ingestor {
+    mtdesk_knowledge::ingest::Ingestor {
+        store: state.store.clone(),
+        files: state.files.clone(),
+        embedders: state.knowledge.knowledge.embedders().clone(),
+        crawl: crawl_config(settings),
+        limits: mtdesk_extract::Limits {
+            max_bytes: settings.max_upload_bytes,
+            ..Default::default()
+        },
+        progress: None,
+    }
 }
 
 /// Provider endpoints and instance keys from `MTDESK_<PROVIDER>_*`.
@@ -165,12 +223,36 @@ pub fn log_startup(settings: &Settings) {
     }
 }
 
-/// Serves until `shutdown` resolves, with a periodic clean-up of expired sessions.
+/// Logs how retrieval will work on this node (once, at start-up).
+pub fn log_knowledge(state: &AppState) {
+    let e = state.knowledge.knowledge.embedders();
+    match e.local_missing() {
+        None => tracing::info!("knowledge: local embeddings (all-MiniLM-L6-v2) loaded; hybrid retrieval on"),
+        Some(why) => tracing::warn!(
+            "knowledge: no local embedding model ({why}); chatbots using it search with the lexical leg only. Run scripts/fetch-model"
+        ),
+    }
+    if e.has_remote() {
+        tracing::info!("knowledge: OpenRouter embeddings available");
+    }
+}
+
+/// Serves until `shutdown` resolves, with a periodic clean-up of expired sessions and, given an
+/// ingestor, the knowledge worker.
 pub async fn serve(
     state: AppState,
+    ingestor: Option<mtdesk_knowledge::ingest::Ingestor>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The background worker (ingestion, scheduled re-syncs). Tests pass `None` and run jobs themselves.
+    let worker = ingestor.map(|ingestor| {
+        tokio::spawn(mtdesk_knowledge::worker::run(
+            ingestor,
+            state.knowledge.knowledge.clone(),
+            state.knowledge.wake.clone(),
+        ))
+    });
     let store = state.store.clone();
     let sweeper = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -189,5 +271,8 @@ pub async fn serve(
         .await
         .context("serving HTTP");
     sweeper.abort();
+    if let Some(w) = worker {
+        w.abort();
+    }
     result
 }

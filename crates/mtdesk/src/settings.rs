@@ -81,6 +81,14 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     pub allow_private_urls: bool,
     pub max_body_bytes: usize,
+    /// The local embedding model's directory (`MTDESK_MODEL_DIR`, default `<data dir>/models/all-MiniLM-L6-v2`).
+    pub model_dir: PathBuf,
+    /// Largest uploaded knowledge file (`MTDESK_MAX_UPLOAD_BYTES`, default 20 MB).
+    pub max_upload_bytes: usize,
+    /// Uploaded files per chatbot (`MTDESK_MAX_FILES_PER_CHATBOT`, default 500).
+    pub max_files_per_chatbot: usize,
+    /// Pause between two requests to the same site while crawling (`MTDESK_CRAWL_DELAY_MS`, default 500).
+    pub crawl_delay_ms: u64,
     pub password: PasswordParams,
     /// `MTDESK_*` variables that are not ours (likely typos), reported as warnings.
     pub unknown_vars: Vec<String>,
@@ -114,6 +122,10 @@ pub const KNOWN_VARS: &[&str] = &[
     "MTDESK_SMTP_URL",
     "MTDESK_ALLOW_PRIVATE_URLS",
     "MTDESK_MAX_BODY_BYTES",
+    "MTDESK_MODEL_DIR",
+    "MTDESK_MAX_UPLOAD_BYTES",
+    "MTDESK_MAX_FILES_PER_CHATBOT",
+    "MTDESK_CRAWL_DELAY_MS",
     "MTDESK_ARGON2_MEMORY_KIB",
     "MTDESK_ARGON2_ITERATIONS",
     "MTDESK_LOG",
@@ -297,6 +309,18 @@ impl Settings {
             1024,
             1024 * 1024 * 1024,
         );
+        let model_dir = r
+            .get("MTDESK_MODEL_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("models").join("all-MiniLM-L6-v2"));
+        let max_upload_bytes = r.number(
+            "MTDESK_MAX_UPLOAD_BYTES",
+            20 * 1024 * 1024,
+            1024,
+            1024 * 1024 * 1024,
+        );
+        let max_files_per_chatbot = r.number("MTDESK_MAX_FILES_PER_CHATBOT", 500, 1, 1_000_000);
+        let crawl_delay_ms = r.number("MTDESK_CRAWL_DELAY_MS", 500, 0, 60_000);
         let defaults = PasswordParams::default();
         let password = PasswordParams {
             memory_kib: r.number(
@@ -329,6 +353,10 @@ impl Settings {
             smtp_url,
             allow_private_urls,
             max_body_bytes,
+            model_dir,
+            max_upload_bytes,
+            max_files_per_chatbot,
+            crawl_delay_ms,
             password,
             unknown_vars,
         })

@@ -9,6 +9,10 @@ use sqlx::Row;
 /// Adding a table? Put it here (or in [`SYSTEM_TABLES`] / [`DERIVED_TABLES`] with a reason). The deletion
 /// test fails on any table in the catalogue that is in none of the three lists.
 pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
+    ("jobs", "account_id"),
+    ("chunks", "account_id"),
+    ("source_pages", "account_id"),
+    ("sources", "account_id"),
     ("answers", "account_id"),
     ("messages", "account_id"),
     ("conversations", "account_id"),

@@ -88,6 +88,17 @@ impl Store {
         Ok(from_row(&row)?)
     }
 
+    /// A chatbot by id alone, for operator commands (never for requests, which are scoped by account).
+    pub async fn find_chatbot_any(&self, id: &ChatbotId) -> Result<Chatbot> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM chatbots WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_row(&row)?)
+    }
+
     pub async fn update_chatbot(
         &self,
         account: &AccountId,

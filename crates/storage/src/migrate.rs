@@ -32,6 +32,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_answering.sql"),
         postgres: include_str!("../migrations/postgres/0002_answering.sql"),
     },
+    Migration {
+        version: 3,
+        description: "knowledge",
+        sqlite: include_str!("../migrations/sqlite/0003_knowledge.sql"),
+        postgres: include_str!("../migrations/postgres/0003_knowledge.sql"),
+    },
 ];
 
 /// FNV-1a, 64 bit: enough to notice an edited file, no dependency.

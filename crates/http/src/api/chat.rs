@@ -100,6 +100,7 @@ impl From<mtdesk_ai::Answer> for ChatResponse {
             source: match a.source {
                 mtdesk_ai::AnswerSource::QaPair => "qa_pair",
                 mtdesk_ai::AnswerSource::Knowledge => "knowledge",
+                mtdesk_ai::AnswerSource::Excerpt => "excerpt",
                 mtdesk_ai::AnswerSource::Model => "model",
                 mtdesk_ai::AnswerSource::Fallback => "fallback",
             }

@@ -5,6 +5,8 @@ pub mod chat;
 pub mod chatbots;
 pub mod providers;
 pub mod qa;
+pub mod retrieval;
+pub mod sources;
 pub mod tokens;
 pub mod unanswered;
 pub mod usage;
@@ -32,6 +34,8 @@ use utoipa::{Modify, OpenApi};
         chat::chat, unanswered::list, unanswered::resolve,
         providers::list, providers::set_key, providers::delete_key, providers::test_key, providers::models,
         usage::usage,
+        sources::list, sources::create, sources::get_one, sources::update, sources::sync, sources::delete,
+        retrieval::retrieval_test, retrieval::get_settings, retrieval::put_settings,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -43,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         (name = "chat", description = "Ask a chatbot; questions it could not answer"),
         (name = "providers", description = "LLM providers and your own API keys"),
         (name = "usage", description = "Answers and tokens per month"),
+        (name = "knowledge", description = "Knowledge sources (documents, websites), hit testing, embeddings"),
     )
 )]
 pub struct ApiDoc;
@@ -70,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .merge(unanswered::router())
         .merge(providers::router())
         .merge(usage::router())
+        .merge(sources::router())
+        .merge(retrieval::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             (

@@ -13,6 +13,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
+    pub ingestor: mtdesk_knowledge::ingest::Ingestor,
     pub data_dir: PathBuf,
     pg: Option<(String, String)>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -136,10 +137,12 @@ impl TestApp {
             .or_insert(format!("http://{addr}"));
         let settings = Settings::from_vars(&vars).expect("test settings");
         let state = mtdesk::build_state(&settings).await.expect("state");
+        let ingestor = mtdesk::ingestor(&settings, &state);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serve_state = state.clone();
         tokio::spawn(async move {
-            let _ = mtdesk::serve(serve_state, listener, async {
+            // No background worker: tests run queued jobs with `drain_jobs`, never by sleeping.
+            let _ = mtdesk::serve(serve_state, None, listener, async {
                 let _ = rx.await;
             })
             .await;
@@ -152,10 +155,18 @@ impl TestApp {
             base: format!("http://{addr}"),
             client,
             state,
+            ingestor,
             data_dir,
             pg,
             shutdown: Some(tx),
         }
+    }
+
+    /// Runs every queued job (ingestion, re-embedding) now; returns how many ran.
+    pub async fn drain_jobs(&self) -> usize {
+        mtdesk_knowledge::worker::drain(&self.ingestor)
+            .await
+            .expect("jobs run")
     }
 
     pub fn url(&self, path: &str) -> String {

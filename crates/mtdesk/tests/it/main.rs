@@ -12,4 +12,6 @@ mod dashboard;
 mod deletion;
 mod helpers;
 mod isolation;
+mod knowledge;
+mod knowledge_pages;
 mod ops;

@@ -1,0 +1,1 @@
+//! Knowledge base through the API: uploads, websites, ingestion jobs, retrieval, deletion.

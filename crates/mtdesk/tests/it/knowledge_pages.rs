@@ -1,0 +1,1 @@
+//! Dashboard pages of the knowledge base (written by the dashboard work).
