@@ -119,8 +119,14 @@ pub async fn run(
     let mut doc_of: HashMap<SourceId, String> = HashMap::new();
     let started = Instant::now();
     for d in &data.docs {
-        let body = format!("# {}\n\n{}\n", d.title.trim(), d.text);
-        let name = format!("{}.md", d.id);
+        // HTML keeps the title apart from the text whatever the text contains (Markdown would read a
+        // passage starting with "# cd /tmp" as a heading).
+        let title = escape_html(d.title.trim());
+        let body = format!(
+            "<!doctype html><html><head><title>{title}</title></head><body><h1>{title}</h1><p>{}</p></body></html>",
+            escape_html(&d.text)
+        );
+        let name = format!("{}.html", d.id);
         let id = SourceId::new();
         ingestor
             .files
@@ -133,7 +139,7 @@ pub async fn run(
                     id: id.clone(),
                     kind: SourceKind::File,
                     name: name.clone(),
-                    doc_type: Some("markdown".into()),
+                    doc_type: Some("html".into()),
                     byte_size: body.len() as i64,
                     sha256: None,
                     max_pages: 0,
@@ -217,6 +223,10 @@ pub async fn run(
         "ingest": {"seconds": round(ingest_s), "jobs": jobs, "chunks_per_second": round(chunks as f64 / ingest_s.max(1e-9))},
         "modes": modes,
     }))
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn round(x: f64) -> f64 {

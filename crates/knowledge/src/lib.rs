@@ -31,8 +31,10 @@ pub use fusion::DEFAULT_ALPHA;
 /// Cosine below which a vector hit does not count as knowing the answer (MiniLM: unrelated sentences sit
 /// around 0–0.2, paraphrases above 0.4).
 pub const VECTOR_CONFIDENT: f32 = 0.35;
-/// Share of the question's terms a lexical-only hit must contain to count as knowing the answer.
-pub const LEXICAL_CONFIDENT: f32 = 0.5;
+/// Share of the question's terms a lexical-only hit must contain to count as knowing the answer. A third:
+/// questions carry words like "long" or "get" that no document needs to contain, and the content word
+/// ("refund") is what matters; a question sharing no word is never answered.
+pub const LEXICAL_CONFIDENT: f32 = 0.33;
 /// Indexes kept in memory per node; the least recently used goes first.
 const CACHE_CAPACITY: usize = 64;
 
@@ -324,5 +326,5 @@ fn is_confident(hit: &Hit, query: &str) -> bool {
     .into_iter()
     .collect();
     let covered = q.iter().filter(|t| d.contains(*t)).count();
-    covered as f32 / q.len() as f32 >= LEXICAL_CONFIDENT
+    covered > 0 && covered as f32 / q.len() as f32 >= LEXICAL_CONFIDENT
 }

@@ -249,6 +249,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     match (parts.method, path.strip_prefix(PREFIX).unwrap_or("")) {
         (Method::POST, "/chat/completions") => chat(&shared, &json_body, behavior).await,
         (Method::GET, "/models") => models(&shared, behavior),
+        (Method::POST, "/embeddings") => embeddings(&shared, &json_body, behavior),
         _ => error_response(provider, 404, &format!("No route for {path}"), None),
     }
 }
@@ -283,6 +284,59 @@ fn models(shared: &Shared, behavior: Behavior) -> Response {
         .map(|id| json!({"id": id, "object": "model", "created": 1735700000, "owned_by": "fake"}))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// Dimensions of the fake's embeddings (§7.6: OpenRouter's text-embedding-3-small has 1536).
+pub const EMBEDDING_DIMS: usize = 1536;
+
+/// A deterministic embedding (§7.6): lower-cased words hashed into buckets, normalised. Texts that share
+/// words get similar vectors, so vector search over the fake behaves sensibly in tests.
+pub fn fake_embedding(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; EMBEDDING_DIMS];
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+    {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in w.to_lowercase().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        v[(h % EMBEDDING_DIMS as u64) as usize] += 1.0;
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    } else {
+        v[0] = 1.0;
+    }
+    v
+}
+
+/// `POST /embeddings` (§7.1): `{"model", "input": [..]}` → OpenAI list shape with `index` and `usage`.
+fn embeddings(shared: &Shared, body: &Value, behavior: Behavior) -> Response {
+    let provider = shared.cfg.provider;
+    if behavior == Behavior::Malformed {
+        return malformed_body();
+    }
+    let Some(model) = body.get("model").and_then(Value::as_str) else {
+        return error_response(provider, 400, "`model` is required.", None);
+    };
+    let inputs: Vec<String> = match body.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => return error_response(provider, 400, "`input` is required.", None),
+    };
+    let tokens: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev() // out of order on purpose: clients must sort by `index`
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": fake_embedding(t)}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+    .into_response()
 }
 
 /// `POST /chat/completions` (§7.1).

@@ -61,8 +61,10 @@ pub struct FailedAttemptView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChatResponse {
     pub answer: String,
-    /// `qa_pair` (offline answerer used a Q&A pair), `knowledge` (a model answered from the knowledge
-    /// base), `model` (a model answered without matching knowledge) or `fallback` (the fallback reply).
+    /// `qa_pair` (offline answerer used a Q&A pair), `excerpt` (offline answerer quoted the most relevant
+    /// sentences of document passages, with their source), `knowledge` (a model answered from the
+    /// knowledge base), `model` (a model answered without matching knowledge) or `fallback` (the fallback
+    /// reply).
     pub source: String,
     /// The provider that answered: `offline` is the built-in answerer (no AI model).
     pub answered_by: String,
