@@ -234,6 +234,25 @@ pub async fn delete_source(
     Ok(())
 }
 
+/// Deletes a chatbot with everything it holds: rows (sources, chunks, Q&A, conversations… by cascade in
+/// one statement), the originals of its uploaded files, and this node's cached index.
+pub async fn delete_chatbot(
+    state: &AppState,
+    account: &AccountId,
+    bot: &ChatbotId,
+) -> Result<(), ApiError> {
+    let sources = state.store.list_sources(account, bot).await?;
+    state.store.delete_chatbot(account, bot).await?;
+    for s in &sources {
+        state
+            .files
+            .delete_source(account, &s.id)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("removing a source file: {e}")))?;
+    }
+    state.knowledge.knowledge.forget(bot);
+    Ok(())
+}
+
 /// Queues a re-sync by hand. 409 when one is already queued or running.
 pub async fn resync(
     state: &AppState,

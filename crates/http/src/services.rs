@@ -139,11 +139,17 @@ pub async fn delete_account(
     confirm_password(&account, password)
         .await
         .map_err(|_| DomainError::invalid("password", "is incorrect"))?;
+    let bots = state.store.list_chatbots(id).await?;
     let deleted = state.store.delete_account(id).await?;
     state
         .files
         .delete_account(id)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("deleting account files: {e}")))?;
+    // The derived indexes of this node forget the texts now; other nodes drop theirs at their next
+    // search or sweep (the chatbots are gone from the database).
+    for bot in &bots {
+        state.knowledge.knowledge.forget(&bot.id);
+    }
     tracing::info!(account.id = %id, rows = deleted.total(), "account deleted");
     Ok(deleted)
 }

@@ -219,7 +219,7 @@ pub async fn run(
         "chunks": chunks,
         "vectors": vectors,
         "embedder": index.model,
-        "alpha": alpha,
+        "alpha": round(f64::from(alpha)),
         "ingest": {"seconds": round(ingest_s), "jobs": jobs, "chunks_per_second": round(chunks as f64 / ingest_s.max(1e-9))},
         "modes": modes,
     }))

@@ -187,7 +187,7 @@ pub async fn update(
     ))
 }
 
-/// Delete a chatbot and all its Q&A pairs.
+/// Delete a chatbot with its Q&A pairs, knowledge sources (files, chunks, vectors) and conversations.
 #[utoipa::path(delete, path = "/api/v1/chatbots/{id}", tag = "chatbots", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -197,6 +197,6 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = path_id(&id, ChatbotId::parse)?;
-    state.store.delete_chatbot(&account, &id).await?;
+    crate::knowledge::delete_chatbot(&state, &account, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

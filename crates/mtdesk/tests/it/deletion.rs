@@ -58,6 +58,23 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
                 )
                 .await;
             assert_eq!(status, StatusCode::OK);
+            // A knowledge document (file, chunks) and a website source (its crawl fails: a page row).
+            let form = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(
+                    format!("# Guide {marker}\n\nThe {marker} policy covers refunds.").into_bytes(),
+                )
+                .file_name(format!("guide-{marker}.md")),
+            );
+            let resp = app
+                .client
+                .post(app.url(&format!("/api/v1/chatbots/{bot}/sources")))
+                .bearer_auth(&acct.token)
+                .multipart(form)
+                .send()
+                .await
+                .expect("upload");
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
         }
         let (status, _) = app
             .post(
@@ -77,6 +94,7 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
             .await;
         assert_eq!(status, StatusCode::OK);
     }
+    assert_eq!(app.drain_jobs().await, 8);
     let a_id = AccountId::parse(&a.id).expect("id");
     // A dashboard session and a file of the account.
     mtdesk_http::auth::start_session(&app.state, &a_id, None)
@@ -99,6 +117,8 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
         "conversations",
         "messages",
         "answers",
+        "sources",
+        "chunks",
     ] {
         let n = before
             .iter()
@@ -138,6 +158,8 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
     assert_eq!(receipt["deleted"]["conversations"], 2);
     assert_eq!(receipt["deleted"]["messages"], 4);
     assert_eq!(receipt["deleted"]["answers"], 2);
+    assert_eq!(receipt["deleted"]["sources"], 2);
+    assert!(receipt["deleted"]["chunks"].as_i64().unwrap_or(0) >= 2, "{receipt}");
 
     // No row of any table in the catalogue references the account.
     let after = catalogue::rows_referencing_account(&app.state.store, &a.id)

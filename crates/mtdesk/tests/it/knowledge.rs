@@ -587,3 +587,100 @@ async fn openapi_documents_the_knowledge_routes() {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
 }
+
+#[tokio::test]
+async fn deleting_a_chatbot_removes_its_source_files_too() {
+    let app = TestApp::spawn().await;
+    let (a, bot) = setup(&app, "delbot").await;
+    let (_, body) = upload(&app, &a.token, &bot, &[("hours.txt", HOURS_TXT.as_bytes())]).await;
+    let sid = SourceId::parse(body["sources"][0]["id"].as_str().expect("id")).expect("sid");
+    app.drain_jobs().await;
+    let account = AccountId::parse(&a.id).expect("id");
+    let path = app.state.files.source_path(&account, &sid);
+    assert!(path.exists());
+    let (status, _) = app
+        .api(Method::DELETE, &format!("/api/v1/chatbots/{bot}"), Some(&a.token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!path.exists(), "the chatbot's uploaded file survived its deletion");
+    let traces = catalogue::find_traces(&app.state.store, &["Lyon opens Monday", sid.as_str()])
+        .await
+        .expect("scan");
+    assert!(traces.is_empty(), "{traces:?}");
+}
+
+/// The local model's directory: `MTDESK_MODEL_DIR`, else the repository's `data/models/…` (fetched by
+/// scripts/fetch-model). Missing: the test is skipped, unless `MTDESK_REQUIRE_MODEL=1` (CI) makes it fail.
+#[cfg(feature = "local-embeddings")]
+fn model_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var("MTDESK_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2")
+        });
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("MTDESK_REQUIRE_MODEL").as_deref() != Ok("1"),
+        "MTDESK_REQUIRE_MODEL=1 but no model in {}: run scripts/fetch-model",
+        dir.display()
+    );
+    eprintln!("skipped: no local embedding model in {}", dir.display());
+    None
+}
+
+#[cfg(feature = "local-embeddings")]
+#[tokio::test]
+async fn with_the_local_model_hybrid_search_finds_paraphrases_the_lexical_leg_misses() {
+    let Some(dir) = model_dir() else { return };
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_MODEL_DIR".into(), dir.display().to_string());
+    })
+    .await;
+    let (a, bot) = setup(&app, "minilm").await;
+    upload(
+        &app,
+        &a.token,
+        &bot,
+        &[("refund.md", REFUND_MD.as_bytes()), ("hours.txt", HOURS_TXT.as_bytes())],
+    )
+    .await;
+    app.drain_jobs().await;
+    let (_, settings) = app
+        .get(&format!("/api/v1/chatbots/{bot}/knowledge-settings"), &a.token)
+        .await;
+    assert_eq!(settings["vector_search"], true, "{settings}");
+    // No word in common with the refund section.
+    let q = "Can I have my money back?";
+    let r = retrieval(&app, &a.token, &bot, q, "hybrid").await;
+    assert_eq!(r["mode"], "hybrid", "{r}");
+    assert!(r["lexical_only_reason"].is_null(), "{r}");
+    assert_eq!(r["hits"][0]["heading"], "Returns guide > Refunds", "{r}");
+    assert!(r["hits"][0]["vector_score"].as_f64().unwrap_or(0.0) > 0.3, "{r}");
+    let r = retrieval(&app, &a.token, &bot, q, "bm25").await;
+    assert!(
+        r["hits"].as_array().expect("hits").iter().all(|h| h["heading"] != "Returns guide > Refunds"),
+        "{r}"
+    );
+    // The offline answer quotes the refund passage.
+    let (_, reply) = app
+        .post(&format!("/api/v1/chatbots/{bot}/chat"), &a.token, json!({"message": q}))
+        .await;
+    assert_eq!(reply["source"], "excerpt", "{reply}");
+    assert!(reply["answer"].as_str().unwrap_or("").contains("14 days"), "{reply}");
+    // Switching the embedder off re-embeds (clears) and search falls back to the lexical leg.
+    let (status, body) = app
+        .api(
+            Method::PUT,
+            &format!("/api/v1/chatbots/{bot}/knowledge-settings"),
+            Some(&a.token),
+            Some(json!({"embedding": "none"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["vector_search"], false);
+    app.drain_jobs().await;
+    let r = retrieval(&app, &a.token, &bot, q, "hybrid").await;
+    assert_eq!(r["mode"], "bm25", "{r}");
+}
