@@ -495,11 +495,11 @@ pub async fn delete(
             Some("Tick the box to confirm that you want to delete this chatbot.".into());
         return respond(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    match state.store.delete_chatbot(&user.account.id, &bot.id).await {
+    match mtdesk_http::knowledge::delete_chatbot(&state, &user.account.id, &bot.id).await {
         Ok(()) => {
             tracing::info!(chatbot.id = %bot.id, "chatbot deleted from the dashboard");
             see_other("/chatbots?deleted=1")
         }
-        Err(e) => api_error(user.chrome("chatbots"), e.into()),
+        Err(e) => api_error(user.chrome("chatbots"), e),
     }
 }

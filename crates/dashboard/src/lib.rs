@@ -1,5 +1,5 @@
-//! Server-rendered dashboard pages: sign up, log in, chatbots (Settings, Q&A, Test chat, Unanswered), AI
-//! providers and My Account (with this month's usage).
+//! Server-rendered dashboard pages: sign up, log in, chatbots (Settings, Q&A, Knowledge, Retrieval test,
+//! Test chat, Unanswered), AI providers and My Account (with this month's usage).
 //!
 //! Every page works without JavaScript and under the strict CSP set by `mtdesk_http` (no inline scripts
 //! or styles): forms post to the server, which answers a success with a 303 redirect and a refused form
@@ -7,19 +7,23 @@
 //! same services, domain parsers and store methods as the JSON API, so the rules live in one place.
 //!
 //! Authentication and CSRF protection are extractors in [`web`]: a protected handler takes a `User`
-//! (no session → 303 to `/login`), a POST handler reads its body through `CsrfForm` (bad token → 403).
+//! (no session → 303 to `/login`), a POST handler reads its body through `CsrfForm` (bad token → 403); the
+//! two multipart forms (Q&A import, knowledge upload) check the same token with `web::csrf_failure`.
 
 mod account;
 mod assets;
 mod chat;
 mod chatbots;
+mod knowledge;
 mod providers;
 mod qa;
+mod retrieval;
 mod session;
 mod unanswered;
 mod web;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use mtdesk_http::AppState;
 
@@ -40,6 +44,42 @@ pub fn router() -> Router<AppState> {
         .route("/chatbots/{id}/qa/import", post(qa::import))
         .route("/chatbots/{id}/qa/{qa_id}", post(qa::update))
         .route("/chatbots/{id}/qa/{qa_id}/delete", post(qa::delete))
+        .route("/chatbots/{id}/knowledge", get(knowledge::tab))
+        .route(
+            "/chatbots/{id}/knowledge/status.json",
+            get(knowledge::status),
+        )
+        // Uploads carry many megabytes: the global body limit is lifted here; the upload service
+        // enforces its own caps (per file while streaming, and per request in total).
+        .route(
+            "/chatbots/{id}/knowledge/upload",
+            post(knowledge::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/chatbots/{id}/knowledge/url", post(knowledge::add_url))
+        .route(
+            "/chatbots/{id}/knowledge/embedding",
+            post(knowledge::embedding),
+        )
+        .route(
+            "/chatbots/{id}/knowledge/{source_id}",
+            get(knowledge::detail),
+        )
+        .route(
+            "/chatbots/{id}/knowledge/{source_id}/delete",
+            post(knowledge::delete),
+        )
+        .route(
+            "/chatbots/{id}/knowledge/{source_id}/sync",
+            post(knowledge::sync),
+        )
+        .route(
+            "/chatbots/{id}/knowledge/{source_id}/schedule",
+            post(knowledge::schedule),
+        )
+        .route(
+            "/chatbots/{id}/retrieval-test",
+            get(retrieval::page).post(retrieval::search),
+        )
         .route("/chatbots/{id}/chat", get(chat::page).post(chat::send))
         .route("/chatbots/{id}/chat/stream", post(chat::stream))
         .route("/chatbots/{id}/unanswered", get(unanswered::tab))

@@ -3,7 +3,7 @@
 //!
 //! Authentication and CSRF are extractors, so a handler cannot forget them: a protected handler takes a
 //! `User` (no session → 303 to `/login`), and every POST handler reads its body through `CsrfForm`
-//! (bad or missing token → 403 page) or, for the one multipart form, calls [`csrf_failure`].
+//! (bad or missing token → 403 page) or, for the multipart forms, calls [`csrf_failure`].
 
 use askama::Template;
 use axum::Form;
@@ -440,6 +440,13 @@ pub fn sentence(field: &str, message: &str) -> String {
         "max_tokens" => "Max tokens",
         "fallback_chain" => "Fallback chain",
         "api_key" => "API key",
+        "url" => "Website address",
+        "max_pages" => "Max pages",
+        "max_depth" => "Max depth",
+        "sync_schedule" => "Re-sync schedule",
+        "embedding" => "Embeddings",
+        "query" => "Question",
+        "mode" => "Search mode",
         _ => "",
     };
     let starts_predicate = ["is ", "must ", "contains "]

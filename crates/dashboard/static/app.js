@@ -192,3 +192,221 @@
     });
   });
 })();
+
+// Knowledge tab (and a source's page): files dropped on the drop zone, or chosen and sent with the
+// Upload button, go up with fetch (several at once, the CSRF token first and in X-CSRF-Token); the answer
+// lists the refused files with their reasons, and the sources table is reloaded to show the new rows.
+// While any source is queued or being processed, status.json is polled every 1.5 s and each row's status,
+// progress bar, chunk count and error are updated in place; polling stops once none is active.
+(function () {
+  "use strict";
+  if (!window.fetch || !window.FormData) { return; }
+  var POLL_MS = 1500;
+  var form = document.getElementById("upload-form");
+  var timer = null;
+
+  function sourcesBox() { return document.getElementById("sources"); }
+
+  function element(tag, className, text) {
+    var el = document.createElement(tag);
+    if (className) { el.className = className; }
+    if (text !== undefined) { el.textContent = text; }
+    return el;
+  }
+
+  // Updates the row of one source; false when the page has no row for it.
+  function apply(s) {
+    var row = document.getElementById("source-" + s.id);
+    if (!row) { return false; }
+    row.setAttribute("data-status", s.status);
+    var status = row.querySelector(".source-status");
+    if (status) {
+      status.textContent = s.status_label;
+      status.className = "source-status status-" + s.status;
+    }
+    var bar = row.querySelector(".source-progress");
+    if (bar) {
+      bar.value = s.percent;
+      bar.textContent = s.percent + "%";
+    }
+    var percent = row.querySelector(".source-percent");
+    if (percent) { percent.textContent = s.percent + "%"; }
+    var count = row.querySelector(".source-count");
+    if (count) { count.textContent = s.total > 0 && s.active ? " · " + s.done + " of " + s.total : ""; }
+    var chunks = row.querySelector(".source-chunks");
+    if (chunks) { chunks.textContent = Number(s.chunk_count).toLocaleString("en-US"); }
+    var error = row.querySelector(".source-error");
+    if (error) {
+      error.textContent = s.error || "";
+      error.hidden = !s.error;
+    }
+    var sync = row.querySelector(".source-sync");
+    if (sync) { sync.disabled = !!s.active; }
+    return true;
+  }
+
+  function schedule() {
+    if (!timer) { timer = window.setTimeout(poll, POLL_MS); }
+  }
+
+  function poll() {
+    timer = null;
+    var box = sourcesBox();
+    if (!box || !box.getAttribute("data-status-url")) { return; }
+    fetch(box.getAttribute("data-status-url"), {
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" }
+    }).then(function (response) {
+      var type = response.headers.get("Content-Type") || "";
+      if (!response.ok || type.indexOf("application/json") === -1) { throw new Error("no status"); }
+      return response.json();
+    }).then(function (data) {
+      var missing = false;
+      var active = false;
+      (data.sources || []).forEach(function (s) {
+        var shown = apply(s);
+        if (!shown) { missing = true; }
+        // On a source's own page only that source counts; on the tab, every source does.
+        if (s.active && (shown || form)) { active = true; }
+      });
+      box.setAttribute("data-active", active ? "true" : "false");
+      if (missing && form) {
+        refresh();
+      } else if (active) {
+        schedule();
+      } else {
+        var hint = document.getElementById("sources-refresh");
+        if (hint) { hint.hidden = true; }
+      }
+    }).catch(function () {
+      // The session ended or the server is away: stop; reloading the page starts again.
+    });
+  }
+
+  // Reloads the sources table from the tab's own page (new rows, their buttons), then polls if needed.
+  function refresh() {
+    var page = form && form.getAttribute("data-page");
+    if (!page || !window.DOMParser) { return; }
+    fetch(page, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("no page"); }
+        return response.text();
+      }).then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("sources");
+        var box = sourcesBox();
+        if (!fresh || !box) { return; }
+        box.parentNode.replaceChild(document.importNode(fresh, true), box);
+        var hint = document.getElementById("sources-refresh");
+        if (hint) { hint.hidden = true; }
+        if (fresh.getAttribute("data-active") === "true") { schedule(); }
+      }).catch(function () {});
+  }
+
+  function showResult(body, failed) {
+    var target = document.getElementById("upload-result");
+    if (!target) { return; }
+    while (target.firstChild) { target.removeChild(target.firstChild); }
+    var added = body.sources || [];
+    var refused = body.errors || [];
+    var ok = !failed && added.length > 0;
+    var alert = element("div", "alert " + (ok ? "alert-success" : "alert-error"));
+    alert.id = "upload-outcome";
+    alert.setAttribute("role", ok ? "status" : "alert");
+    alert.appendChild(element("p", "", body.message || "The upload failed. Reload the page and try again."));
+    if (refused.length) {
+      var table = element("table", "table compact");
+      table.id = "upload-errors";
+      var head = element("tr");
+      head.appendChild(element("th", "", "File"));
+      head.appendChild(element("th", "", "Why it was refused"));
+      var thead = element("thead");
+      thead.appendChild(head);
+      table.appendChild(thead);
+      var tbody = element("tbody");
+      refused.forEach(function (e) {
+        var tr = element("tr");
+        tr.appendChild(element("td", "", e.file));
+        tr.appendChild(element("td", "", e.error));
+        tbody.appendChild(tr);
+      });
+      table.appendChild(tbody);
+      alert.appendChild(table);
+    }
+    target.appendChild(alert);
+  }
+
+  function upload(files) {
+    var token = form.querySelector("input[name='csrf']");
+    var input = document.getElementById("upload-files");
+    var submit = document.getElementById("upload-submit");
+    var busy = document.getElementById("upload-busy");
+    if (!token || !files || !files.length) { return; }
+    var data = new FormData();
+    data.append("csrf", token.value);
+    for (var i = 0; i < files.length; i++) { data.append("files", files[i], files[i].name); }
+    if (submit) { submit.disabled = true; }
+    if (busy) { busy.hidden = false; }
+    fetch(form.getAttribute("action"), {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRF-Token": token.value }
+    }).then(function (response) {
+      var type = response.headers.get("Content-Type") || "";
+      if (type.indexOf("application/json") === -1) {
+        throw new Error("status " + response.status);
+      }
+      return response.json().then(function (body) {
+        showResult(body, !response.ok);
+        if ((body.sources || []).length) { refresh(); }
+      });
+    }).catch(function () {
+      showResult({ message: "The upload failed. Check your connection, reload the page and try again." }, true);
+    }).then(function () {
+      if (submit) { submit.disabled = false; }
+      if (busy) { busy.hidden = true; }
+      if (input) { input.value = ""; }
+    });
+  }
+
+  if (form) {
+    var zone = document.getElementById("dropzone");
+    var input = document.getElementById("upload-files");
+    form.addEventListener("submit", function (event) {
+      // No file chosen: the browser's own check explains it.
+      if (!input || !input.files || !input.files.length) { return; }
+      event.preventDefault();
+      upload(input.files);
+    });
+    if (zone) {
+      ["dragenter", "dragover"].forEach(function (name) {
+        zone.addEventListener(name, function (event) {
+          event.preventDefault();
+          zone.classList.add("is-dragover");
+        });
+      });
+      ["dragleave", "dragend"].forEach(function (name) {
+        zone.addEventListener(name, function () { zone.classList.remove("is-dragover"); });
+      });
+      zone.addEventListener("drop", function (event) {
+        event.preventDefault();
+        zone.classList.remove("is-dragover");
+        if (event.dataTransfer && event.dataTransfer.files) { upload(event.dataTransfer.files); }
+      });
+      // A file dropped just beside the zone would replace the page with the file: ignore it instead.
+      ["dragover", "drop"].forEach(function (name) {
+        window.addEventListener(name, function (event) {
+          if (!zone.contains(event.target)) { event.preventDefault(); }
+        });
+      });
+    }
+  }
+
+  var box = sourcesBox();
+  if (box && box.getAttribute("data-active") === "true") {
+    // The page keeps itself current: the "Refresh" hint is for visitors without JavaScript.
+    var hint = document.getElementById("sources-refresh");
+    if (hint) { hint.hidden = true; }
+    schedule();
+  }
+})();

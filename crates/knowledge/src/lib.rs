@@ -309,10 +309,8 @@ pub fn rank_index(
 
 /// Whether a hit is strong enough to answer from.
 fn is_confident(hit: &Hit, query: &str) -> bool {
-    if let Some(v) = hit.vector_score {
-        if v >= VECTOR_CONFIDENT {
-            return true;
-        }
+    if hit.vector_score.is_some_and(|v| v >= VECTOR_CONFIDENT) {
+        return true;
     }
     let q: HashSet<String> = analyze::terms(query).into_iter().collect();
     if q.is_empty() || hit.lexical_score.is_none() {

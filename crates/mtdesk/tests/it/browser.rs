@@ -324,3 +324,122 @@ async fn a_new_user_builds_a_bot_and_gets_an_answer_in_the_test_chat() {
     );
     browser.quit().await;
 }
+
+/// Waits up to 10 s until the text of `css` is `want` (looked up afresh each time: the script may
+/// replace the element).
+async fn wait_for_text(browser: &Browser, css: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = browser.text(css).await;
+        if got.trim() == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} shows {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_file_shows_its_progress_until_ready_without_a_reload() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let dir = crate::helpers::temp_dir();
+    let file = dir.join("shipping.md");
+    std::fs::write(
+        &file,
+        "# Shipping\n\nParcels to Norway take four working days. We ship with PostNord.\n",
+    )
+    .expect("write the file to upload");
+
+    browser.goto(&app.url("/signup")).await;
+    browser.type_into("#name", "Ann Lee").await;
+    browser.type_into("#email", &email("browser-kb")).await;
+    browser
+        .type_into("#password", crate::helpers::PASSWORD)
+        .await;
+    browser.type_into("#company", "Lee Shoes").await;
+    browser.click("#age_16_or_older").await;
+    browser.click_and_wait("#signup-submit").await;
+    browser
+        .type_into("#new-chatbot-name", "Shoe shop helper")
+        .await;
+    browser.click_and_wait("#create-chatbot").await;
+    browser.click_and_wait("#tab-knowledge").await;
+    browser.find("#sources-empty").await;
+
+    // Choose the file and press Upload: the script sends it with fetch, the page stays.
+    let page = browser.find("html").await;
+    let input = browser.find("#upload-files").await;
+    browser
+        .cmd(
+            reqwest::Method::POST,
+            &format!("/element/{input}/value"),
+            Some(json!({"text": file.display().to_string()})),
+        )
+        .await;
+    browser.click("#upload-submit").await;
+    let outcome = browser.text("#upload-outcome").await;
+    assert!(
+        outcome.contains("1 file added"),
+        "upload outcome: {outcome:?}"
+    );
+    browser.find("#sources-table tr[data-source-id]").await;
+    assert!(
+        browser.text("#sources-table").await.contains("shipping.md"),
+        "the new row is shown"
+    );
+    browser.screenshot("04-knowledge-queued").await;
+
+    // The ingestion runs; the polling script moves the row to Ready without a reload.
+    assert!(app.drain_jobs().await >= 1, "the ingestion job ran");
+    wait_for_text(&browser, "#sources-table .source-status", "Ready").await;
+    assert_eq!(
+        browser.text("#sources-table .source-percent").await.trim(),
+        "100%"
+    );
+    let chunks = browser.text("#sources-table .source-chunks").await;
+    assert!(
+        chunks.trim().parse::<u32>().is_ok_and(|n| n >= 1),
+        "chunks: {chunks:?}"
+    );
+    browser.screenshot("05-knowledge-ready").await;
+    let same_page: Value = browser
+        .http
+        .get(format!("{}/element/{page}/name", browser.session_url))
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        same_page["value"], "html",
+        "the page was not reloaded: {same_page}"
+    );
+
+    // The Retrieval test finds the passage, and links to its source.
+    browser.click_and_wait("#tab-retrieval").await;
+    browser
+        .type_into("#query", "How long do parcels to Norway take?")
+        .await;
+    browser.click_and_wait("#run-retrieval").await;
+    let hit = browser.text("#hit-1").await;
+    assert!(
+        hit.contains("Parcels to Norway take four working days"),
+        "hit: {hit:?}"
+    );
+    browser.screenshot("06-retrieval-test").await;
+    browser.click_and_wait("#hit-1 .hit-source-name").await;
+    assert!(
+        browser.text("#source-name").await.contains("shipping.md"),
+        "the source's page"
+    );
+    browser.screenshot("07-source").await;
+    browser.quit().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

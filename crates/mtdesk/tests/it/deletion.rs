@@ -58,7 +58,7 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
                 )
                 .await;
             assert_eq!(status, StatusCode::OK);
-            // A knowledge document (file, chunks) and a website source (its crawl fails: a page row).
+            // A knowledge document: its original file, its source row and its chunks.
             let form = reqwest::multipart::Form::new().part(
                 "file",
                 reqwest::multipart::Part::bytes(
@@ -94,7 +94,7 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
             .await;
         assert_eq!(status, StatusCode::OK);
     }
-    assert_eq!(app.drain_jobs().await, 8);
+    assert_eq!(app.drain_jobs().await, 4);
     let a_id = AccountId::parse(&a.id).expect("id");
     // A dashboard session and a file of the account.
     mtdesk_http::auth::start_session(&app.state, &a_id, None)
