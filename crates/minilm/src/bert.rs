@@ -14,7 +14,6 @@
 //! strided views of the fused projection, so nothing is copied to split the heads.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -24,7 +23,7 @@ use crate::{DIMS, ModelError};
 
 /// The fields of the Hugging Face `config.json` this encoder depends on.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct BertConfig {
+pub(crate) struct BertConfig {
     /// Width of the hidden states (384 for MiniLM-L6).
     pub hidden_size: usize,
     /// Transformer layers (6).
@@ -43,7 +42,7 @@ pub struct BertConfig {
 
 impl BertConfig {
     /// Parses `config.json` and checks that it describes a model this crate can run.
-    pub fn from_json(text: &str) -> Result<Self, ModelError> {
+    pub(crate) fn from_json(text: &str) -> Result<Self, ModelError> {
         let config: Self = serde_json::from_str(text)
             .map_err(|e| ModelError::Invalid(format!("config.json: {e}")))?;
         if config.hidden_size != DIMS {
@@ -52,7 +51,10 @@ impl BertConfig {
                 config.hidden_size
             )));
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
         {
             return Err(ModelError::Invalid(format!(
                 "config.json: {} heads do not divide hidden_size {}",
@@ -144,10 +146,9 @@ struct Weights {
 
 impl Weights {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, ModelError> {
-        let t = self
-            .tensors
-            .remove(name)
-            .ok_or_else(|| ModelError::Invalid(format!("model.safetensors has no tensor {name}")))?;
+        let t = self.tensors.remove(name).ok_or_else(|| {
+            ModelError::Invalid(format!("model.safetensors has no tensor {name}"))
+        })?;
         if t.dims() != shape {
             return Err(ModelError::Invalid(format!(
                 "model.safetensors: {name} has shape {:?}, expected {shape:?}",
@@ -176,8 +177,10 @@ fn invalid(e: candle_core::Error) -> ModelError {
 }
 
 impl Bert {
-    pub(crate) fn load(path: &Path, config: &BertConfig) -> Result<Self, ModelError> {
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(invalid)?;
+    /// Builds the encoder from the bytes of `model.safetensors`.
+    pub(crate) fn load(safetensors: &[u8], config: &BertConfig) -> Result<Self, ModelError> {
+        let tensors =
+            candle_core::safetensors::load_buffer(safetensors, &Device::Cpu).map_err(invalid)?;
         let mut w = Weights { tensors };
         let h = config.hidden_size;
         let inter = config.intermediate_size;
@@ -193,13 +196,14 @@ impl Bert {
             })
         };
         // PyTorch Linear stores [out, in]; keep [in, out] contiguous for `x @ w`.
-        let dense = |w: &mut Weights, prefix: &str, din: usize, dout: usize| -> Result<Dense, ModelError> {
-            let weight = w.take(&format!("{prefix}.weight"), &[dout, din])?;
-            Ok(Dense {
-                w: weight.t().and_then(|t| t.contiguous()).map_err(invalid)?,
-                b: w.take_vec(&format!("{prefix}.bias"), dout)?,
-            })
-        };
+        let dense =
+            |w: &mut Weights, prefix: &str, din: usize, dout: usize| -> Result<Dense, ModelError> {
+                let weight = w.take(&format!("{prefix}.weight"), &[dout, din])?;
+                Ok(Dense {
+                    w: weight.t().and_then(|t| t.contiguous()).map_err(invalid)?,
+                    b: w.take_vec(&format!("{prefix}.bias"), dout)?,
+                })
+            };
 
         // The vocabulary size is the tokenizer's business: accept any number of rows.
         let word_embeddings = w.take_rows("embeddings.word_embeddings.weight", h)?;
@@ -227,7 +231,9 @@ impl Bert {
                 let b = q.b.iter().map(|x| x * scale as f32);
                 Ok(Dense {
                     w: Tensor::cat(&[&(&q.w * scale)?, &k.w, &v.w], 1)?,
-                    b: b.chain(k.b.iter().copied()).chain(v.b.iter().copied()).collect(),
+                    b: b.chain(k.b.iter().copied())
+                        .chain(v.b.iter().copied())
+                        .collect(),
                 })
             };
             layers.push(Layer {
@@ -267,8 +273,9 @@ impl Bert {
         let positions = Tensor::from_vec(positions, total, dev)?;
         let x = (self.word_embeddings.index_select(&ids, 0)?
             + self.position_embeddings.index_select(&positions, 0)?)?
-            .broadcast_add(&self.token_type)?;
-        let mut x = candle_nn::ops::layer_norm(&x, &self.embed_norm.0, &self.embed_norm.1, self.eps)?;
+        .broadcast_add(&self.token_type)?;
+        let mut x =
+            candle_nn::ops::layer_norm(&x, &self.embed_norm.0, &self.embed_norm.1, self.eps)?;
 
         let lens: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
         for layer in &self.layers {
@@ -288,13 +295,22 @@ impl Bert {
         Ok(out)
     }
 
-    fn layer_forward(&self, layer: &Layer, x: &Tensor, lens: &[usize]) -> candle_core::Result<Tensor> {
+    fn layer_forward(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        lens: &[usize],
+    ) -> candle_core::Result<Tensor> {
         let qkv = layer.qkv.matmul(x)?;
         qkv.inplace_op1(&BiasAdd { bias: &layer.qkv.b })?;
         let ctx = self.attention(&qkv, lens)?;
-        let a = layer.attn_out.forward_residual_norm(&ctx, x, &layer.attn_norm)?;
+        let a = layer
+            .attn_out
+            .forward_residual_norm(&ctx, x, &layer.attn_norm)?;
         let f = layer.ffn_in.matmul(&a)?;
-        f.inplace_op1(&BiasGelu { bias: &layer.ffn_in.b })?;
+        f.inplace_op1(&BiasGelu {
+            bias: &layer.ffn_in.b,
+        })?;
         layer.ffn_out.forward_residual_norm(&f, &a, &layer.ffn_norm)
     }
 

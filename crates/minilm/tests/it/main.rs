@@ -48,21 +48,63 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
 }
 
+fn assert_first_dims(v: &[f32], expected: [f32; 5], what: &str) {
+    assert_eq!(v.len(), DIMS);
+    for (i, (got, want)) in v.iter().zip(expected).enumerate() {
+        assert!(
+            (got - want).abs() < 1e-4,
+            "{what}, dim {i}: got {got}, want {want}; first 5 = {:?}",
+            &v[..5]
+        );
+    }
+}
+
 #[test]
 fn example_sentence_matches_the_published_reference_values() {
     let Some(m) = model() else { return };
     let v = embed_one(m, "This is an example sentence");
-    assert_eq!(v.len(), DIMS);
-    let expected = [0.0676568, 0.0634959, 0.0487131, 0.0793050, 0.0374480];
-    for (i, (got, want)) in v.iter().zip(expected).enumerate() {
-        assert!((got - want).abs() < 1e-4, "dim {i}: got {got}, want {want}; first 5 = {:?}", &v[..5]);
+    assert_first_dims(
+        &v,
+        [0.0676568, 0.0634959, 0.0487131, 0.0793050, 0.0374480],
+        "example",
+    );
+}
+
+/// Reference values from sentence-transformers 6.2.0 (torch 2.15, CPU) with the same model
+/// directory: `SentenceTransformer(dir).encode([text])[0][:5]`.
+#[test]
+fn edge_cases_match_sentence_transformers() {
+    let Some(m) = model() else { return };
+    let long = "The quick brown fox jumps over the lazy dog. ".repeat(200);
+    let cases: [(&str, &str, [f32; 5]); 3] = [
+        (
+            "over 256 tokens (truncated)",
+            &long,
+            [0.0622781, -0.0578629, 0.0723265, -0.0059594, -0.0453872],
+        ),
+        (
+            "empty",
+            "",
+            [-0.1188384, 0.0482987, -0.0025481, -0.0110112, 0.0519508],
+        ),
+        (
+            "unicode",
+            "Ünïcödé — 日本語のテキスト 🙂",
+            [-0.016519, 0.1139915, 0.0825017, -0.0319864, -0.0823714],
+        ),
+    ];
+    for (what, text, expected) in cases {
+        assert_first_dims(&embed_one(m, text), expected, what);
     }
 }
 
@@ -70,12 +112,22 @@ fn example_sentence_matches_the_published_reference_values() {
 fn refund_question_is_closer_to_return_policy_than_to_weather() {
     let Some(m) = model() else { return };
     let vs = m
-        .embed(&["How do I get a refund?", "What is your return policy?", "The weather is sunny today."])
+        .embed(&[
+            "How do I get a refund?",
+            "What is your return policy?",
+            "The weather is sunny today.",
+        ])
         .expect("embed");
     let related = cos(&vs[0], &vs[1]);
     let unrelated = cos(&vs[0], &vs[2]);
-    assert!((related - 0.452).abs() < 0.01, "cos(refund, return policy) = {related}");
-    assert!((unrelated - -0.031).abs() < 0.01, "cos(refund, weather) = {unrelated}");
+    assert!(
+        (related - 0.452).abs() < 0.01,
+        "cos(refund, return policy) = {related}"
+    );
+    assert!(
+        (unrelated - -0.031).abs() < 0.01,
+        "cos(refund, weather) = {unrelated}"
+    );
     assert!(related > unrelated);
 }
 
@@ -83,7 +135,8 @@ fn refund_question_is_closer_to_return_policy_than_to_weather() {
 fn batch_of_mixed_lengths_gives_the_same_vectors_as_one_by_one() {
     let Some(m) = model() else { return };
     let long = "Debian packages are installed with apt, which resolves dependencies and \
-                downloads archives from the configured mirrors. ".repeat(6);
+                downloads archives from the configured mirrors. "
+        .repeat(6);
     let texts = [
         "refund",
         long.as_str(),
@@ -107,7 +160,10 @@ fn batch_of_mixed_lengths_gives_the_same_vectors_as_one_by_one() {
 fn text_far_over_the_limit_is_truncated_not_rejected() {
     let Some(m) = model() else { return };
     let long = "The quick brown fox jumps over the lazy dog. ".repeat(200);
-    assert!(m.count_tokens(&long) > 4 * MAX_TOKENS, "count_tokens counts before truncation");
+    assert!(
+        m.count_tokens(&long) > 4 * MAX_TOKENS,
+        "count_tokens counts before truncation"
+    );
     let v = embed_one(m, &long);
     assert_eq!(v.len(), DIMS);
     assert!((norm(&v) - 1.0).abs() < 1e-4);
@@ -132,7 +188,12 @@ fn empty_string_embeds_to_a_unit_vector() {
 #[test]
 fn every_vector_has_unit_norm() {
     let Some(m) = model() else { return };
-    let texts = ["x", "What is your return policy?", "Ünïcödé — 日本語のテキスト 🙂", "   \n\t  "];
+    let texts = [
+        "x",
+        "What is your return policy?",
+        "Ünïcödé — 日本語のテキスト 🙂",
+        "   \n\t  ",
+    ];
     for v in m.embed(&texts).expect("embed") {
         assert_eq!(v.len(), DIMS);
         assert!((norm(&v) - 1.0).abs() < 1e-4, "norm {}", norm(&v));
@@ -192,7 +253,28 @@ fn weights_missing_from_an_otherwise_complete_dir_are_named() {
     let err = MiniLm::load(&tmp).expect_err("no weights");
     std::fs::remove_dir_all(&tmp).expect("cleanup");
     assert!(
-        matches!(err, ModelError::Missing { file: "model.safetensors", .. }),
+        matches!(
+            err,
+            ModelError::Missing {
+                file: "model.safetensors",
+                ..
+            }
+        ),
         "{err:?}"
     );
+}
+
+#[test]
+fn other_weights_are_rejected_as_invalid() {
+    let Some(_) = model() else { return };
+    let tmp = std::env::temp_dir().join(format!("mtdesk-minilm-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("mkdir");
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(model_dir().join(f), tmp.join(f)).expect("copy");
+    }
+    std::fs::write(tmp.join("model.safetensors"), b"not the model").expect("write");
+    let err = MiniLm::load(&tmp).expect_err("wrong weights");
+    std::fs::remove_dir_all(&tmp).expect("cleanup");
+    assert!(matches!(err, ModelError::Invalid(_)), "{err:?}");
+    assert!(err.to_string().contains("sha256"), "{err}");
 }
