@@ -101,7 +101,8 @@ mod tests {
         ];
         let idx = Bm25::build(docs.iter().copied());
         let mut s = vec![0.0; 3];
-        assert_eq!(idx.score_into("How do refunds work?", &mut s), 2);
+        // "refunds" is known; "work" is in no document.
+        assert_eq!(idx.score_into("How do refunds work?", &mut s), 1);
         assert!(s[0] > s[2], "{s:?}");
         assert!(s[2] > 0.0);
         assert_eq!(s[1], 0.0);

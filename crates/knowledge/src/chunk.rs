@@ -6,9 +6,9 @@ use text_splitter::{ChunkConfig, ChunkSizer, TextSplitter};
 
 /// Most a chunk may hold, in approximate WordPiece tokens. MiniLM reads 256 tokens; the title and heading
 /// are prepended when indexing, so the body stays well below.
-pub const MAX_TOKENS: usize = 200;
+pub const MAX_TOKENS: usize = 320;
 /// A chunk smaller than this is merged with its neighbour where the structure allows.
-pub const MIN_TOKENS: usize = 120;
+pub const MIN_TOKENS: usize = 200;
 /// Tokens repeated from the end of one chunk at the start of the next, so a sentence cut at a border is
 /// still whole in one of them.
 pub const OVERLAP_TOKENS: usize = 30;

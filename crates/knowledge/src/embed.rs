@@ -72,6 +72,9 @@ impl Embedders {
     /// Loads the local model from `model_dir` when this build has it; a missing model is not an error
     /// (the product still works, lexical-only, and says so).
     pub fn load(model_dir: Option<PathBuf>, remote: Option<RemoteConfig>) -> Self {
+        // The HTTP client needs a TLS provider: ring, as everywhere in MT Desk (a no-op when the binary
+        // installed it already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (local, local_missing) = load_local(model_dir);
         Self {
             local,

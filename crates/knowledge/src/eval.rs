@@ -101,6 +101,71 @@ pub async fn run(
     knowledge: &Knowledge,
     alpha: f32,
 ) -> anyhow::Result<serde_json::Value> {
+    run_with_sweep(data, ingestor, knowledge, alpha, &[]).await
+}
+
+/// Quality of one mode over the judged queries.
+struct Measured {
+    ndcg: f64,
+    r5: f64,
+    r10: f64,
+    latencies: Vec<f64>,
+    used: Mode,
+}
+
+async fn measure(
+    data: &Dataset,
+    knowledge: &Knowledge,
+    bot: &mtdesk_domain::ChatbotId,
+    doc_of: &HashMap<SourceId, String>,
+    mode: Mode,
+) -> anyhow::Result<Measured> {
+    let judged: Vec<&Query> = data
+        .queries
+        .iter()
+        .filter(|q| data.qrels.contains_key(&q.id))
+        .collect();
+    let (mut ndcg, mut r5, mut r10) = (0.0, 0.0, 0.0);
+    let mut latencies = Vec::with_capacity(judged.len());
+    let mut used = mode;
+    for q in &judged {
+        let t = Instant::now();
+        let r = knowledge
+            .retrieve(bot, &q.text, Some(mode), CHUNK_DEPTH)
+            .await?;
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        used = r.mode;
+        let mut seen = HashSet::new();
+        let ranked: Vec<String> = r
+            .hits
+            .iter()
+            .filter_map(|h| doc_of.get(&h.source_id).cloned())
+            .filter(|d| seen.insert(d.clone()))
+            .collect();
+        let rel = &data.qrels[&q.id];
+        ndcg += ndcg_at(&ranked, rel, 10);
+        r5 += recall_at(&ranked, rel, 5);
+        r10 += recall_at(&ranked, rel, 10);
+    }
+    let n = judged.len().max(1) as f64;
+    latencies.sort_by(f64::total_cmp);
+    Ok(Measured {
+        ndcg: ndcg / n,
+        r5: r5 / n,
+        r10: r10 / n,
+        latencies,
+        used,
+    })
+}
+
+/// [`run`], plus the hybrid's quality at each weight in `sweep` (for tuning; same ingest).
+pub async fn run_with_sweep(
+    data: &Dataset,
+    ingestor: &Ingestor,
+    knowledge: &Knowledge,
+    alpha: f32,
+    sweep: &[f32],
+) -> anyhow::Result<serde_json::Value> {
     let store = &ingestor.store;
     let account = NewAccount::parse(
         "Evaluation",
@@ -170,58 +235,43 @@ pub async fn run(
     let index = knowledge.index(&bot.id).await?;
     let chunks = index.docs.len();
     let vectors = index.vectors.as_ref().map(|v| v.count_present()).unwrap_or(0);
-    let knowledge = knowledge.clone().with_alpha(alpha);
+    let tuned = knowledge.clone().with_alpha(alpha);
     let mut modes = serde_json::Map::new();
-    let judged: Vec<&Query> = data
+    let judged = data
         .queries
         .iter()
         .filter(|q| data.qrels.contains_key(&q.id))
-        .collect();
+        .count();
     for mode in [Mode::Bm25, Mode::Vector, Mode::Hybrid] {
-        let (mut ndcg, mut r5, mut r10) = (0.0, 0.0, 0.0);
-        let mut lat = Vec::with_capacity(judged.len());
-        let mut used = mode;
-        for q in &judged {
-            let t = Instant::now();
-            let r = knowledge
-                .retrieve(&bot.id, &q.text, Some(mode), CHUNK_DEPTH)
-                .await?;
-            lat.push(t.elapsed().as_secs_f64() * 1000.0);
-            used = r.mode;
-            let mut seen = HashSet::new();
-            let ranked: Vec<String> = r
-                .hits
-                .iter()
-                .filter_map(|h| doc_of.get(&h.source_id).cloned())
-                .filter(|d| seen.insert(d.clone()))
-                .collect();
-            let rel = &data.qrels[&q.id];
-            ndcg += ndcg_at(&ranked, rel, 10);
-            r5 += recall_at(&ranked, rel, 5);
-            r10 += recall_at(&ranked, rel, 10);
-        }
-        let n = judged.len().max(1) as f64;
-        lat.sort_by(f64::total_cmp);
+        let m = measure(data, &tuned, &bot.id, &doc_of, mode).await?;
         modes.insert(
             mode.as_str().into(),
             json!({
-                "ndcg@10": round(ndcg / n),
-                "recall@5": round(r5 / n),
-                "recall@10": round(r10 / n),
-                "mode_used": used.as_str(),
-                "latency_ms": {"p50": round(percentile(&lat, 50.0)), "p99": round(percentile(&lat, 99.0))},
+                "ndcg@10": round(m.ndcg),
+                "recall@5": round(m.r5),
+                "recall@10": round(m.r10),
+                "mode_used": m.used.as_str(),
+                "latency_ms": {"p50": round(percentile(&m.latencies, 50.0)), "p99": round(percentile(&m.latencies, 99.0))},
             }),
         );
     }
+    let mut swept = Vec::new();
+    for &a in sweep {
+        let k = knowledge.clone().with_alpha(a);
+        let m = measure(data, &k, &bot.id, &doc_of, Mode::Hybrid).await?;
+        swept.push(json!({"alpha": round(f64::from(a)), "ndcg@10": round(m.ndcg),
+            "recall@5": round(m.r5), "recall@10": round(m.r10)}));
+    }
     Ok(json!({
         "documents": data.docs.len(),
-        "queries": judged.len(),
+        "queries": judged,
         "chunks": chunks,
         "vectors": vectors,
         "embedder": index.model,
         "alpha": round(f64::from(alpha)),
         "ingest": {"seconds": round(ingest_s), "jobs": jobs, "chunks_per_second": round(chunks as f64 / ingest_s.max(1e-9))},
         "modes": modes,
+        "alpha_sweep": swept,
     }))
 }
 

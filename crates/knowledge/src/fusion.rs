@@ -1,10 +1,13 @@
 //! Ranking: each leg alone, and the hybrid that fuses them.
 //!
 //! Plain reciprocal-rank fusion throws the scores away and, on a labeled set, lost 0.10 nDCG@10 against the
-//! dense leg alone. We fuse the scores instead: each leg normalised to [0, 1] for this query (BM25 divided
-//! by its best score; cosine min–max scaled between the best and the 100th best), then a convex combination
-//! `α·vector + (1 − α)·lexical`. A query whose words the index does not know adds zero from the lexical leg,
-//! so the hybrid then ranks exactly like the vector leg; a chatbot without vectors ranks exactly like BM25.
+//! dense leg alone. We fuse the scores instead: each leg's score is standardised for this query (a z-score
+//! against the mean and spread of that leg's own top 100), then combined as `α·vector + (1 − α)·lexical`.
+//! A z-score says how clearly a document stands out in its leg, which is comparable across legs whose raw
+//! scales (BM25 sums, cosines) are not; min–max scaling, tried first, lets one lucky outlier squash the rest
+//! (see BENCHMARKS.md for both). A query whose words the index does not know has no lexical candidates and
+//! adds nothing from that leg, so the hybrid then ranks exactly like the vector leg; a chatbot without
+//! vectors ranks exactly like BM25.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -37,9 +40,9 @@ pub enum Leg {
     Both,
 }
 
-/// The weight of the vector leg in the hybrid. Tuned on the shared debian-faq-kb set (see BENCHMARKS.md);
-/// checked on a second set built from other documentation.
-pub const DEFAULT_ALPHA: f32 = 0.7;
+/// The weight of the vector leg in the hybrid. Tuned on the shared debian-faq-kb set (α 0.7 gave the best
+/// nDCG@10, 0.8 the best Recall@10; see BENCHMARKS.md) and checked on the second set, bench/python-faq-kb.
+pub const DEFAULT_ALPHA: f32 = 0.75;
 /// How deep each leg's own ranking counts as "found by this leg", and the floor rank for scaling cosines.
 const DEPTH: usize = 100;
 
@@ -47,7 +50,7 @@ const DEPTH: usize = 100;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranked {
     pub doc: usize,
-    /// The ranking score: BM25, cosine, or the fused score in [0, 1].
+    /// The ranking score: BM25, cosine, or the fused score (a weighted sum of per-leg z-scores).
     pub score: f32,
     pub lexical: Option<f32>,
     pub vector: Option<f32>,
@@ -138,21 +141,32 @@ pub fn rank(
             let (Some(l), Some(v)) = (lexical, vector) else {
                 return Vec::new();
             };
-            let l_max = lex_top.first().map(|&d| l[d]).unwrap_or(0.0);
-            let v_max = vec_top.first().map(|&d| v[d]).unwrap_or(0.0);
-            let v_floor = vec_top.last().map(|&d| v[d]).unwrap_or(0.0);
-            let v_span = (v_max - v_floor).max(1e-6);
+            // z-scores over each leg's own top candidates: how far above that leg's typical candidate
+            // a document scores, in that leg's spread.
+            let stats = |top: &[usize], a: &[f32]| {
+                let n = top.len().max(1) as f32;
+                let mean = top.iter().map(|&d| a[d]).sum::<f32>() / n;
+                let var = top.iter().map(|&d| (a[d] - mean).powi(2)).sum::<f32>() / n;
+                (mean, var.sqrt().max(1e-6))
+            };
+            let (lm, ls) = stats(&lex_top, l);
+            let (vm, vs) = stats(&vec_top, v);
             let mut cands: Vec<usize> = lex_top.iter().chain(&vec_top).copied().collect();
             cands.sort_unstable();
             cands.dedup();
             let fused: Vec<(usize, f32)> = cands
                 .into_iter()
                 .map(|d| {
-                    let ln = if l_max > 0.0 { l[d].max(0.0) / l_max } else { 0.0 };
-                    let vn = if v[d] > -1.0 {
-                        ((v[d] - v_floor) / v_span).clamp(0.0, 1.0)
-                    } else {
+                    let ln = if lex_top.is_empty() {
                         0.0
+                    } else {
+                        (l[d] - lm) / ls
+                    };
+                    // A chunk without a vector (still being embedded) counts as far below average.
+                    let vn = if v[d] > -1.0 {
+                        (v[d] - vm) / vs
+                    } else {
+                        -3.0
                     };
                     (d, alpha * vn + (1.0 - alpha) * ln)
                 })
@@ -201,7 +215,7 @@ mod tests {
         assert_eq!(r[0].doc, 2);
         assert_eq!(r[0].leg, Leg::Both);
         assert_eq!(r[0].lexical, Some(4.0));
-        assert!(r[0].score <= 1.0 && r[0].score > 0.0);
+        assert!(r[0].score > r[1].score && r[1].score > r[2].score, "{r:?}");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub struct Hit {
     pub url: Option<String>,
     pub page: Option<i64>,
     pub text: String,
-    /// The ranking score (fused in [0, 1] for hybrid; BM25 or cosine for a single leg).
+    /// The ranking score (for hybrid the fused per-leg z-scores; BM25 or cosine for a single leg).
     pub score: f32,
     pub lexical_score: Option<f32>,
     pub vector_score: Option<f32>,

@@ -65,6 +65,9 @@ enum AdminEval {
         /// The hybrid's vector weight (0–1); default: the tuned value.
         #[arg(long)]
         alpha: Option<f32>,
+        /// Also report the hybrid at each of these weights (comma-separated), for tuning.
+        #[arg(long, value_delimiter = ',')]
+        sweep: Vec<f32>,
     },
 }
 
@@ -161,10 +164,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 
 async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
     if let Admin::Eval {
-        command: AdminEval::Retrieval { dir, alpha },
+        command: AdminEval::Retrieval { dir, alpha, sweep },
     } = &command
     {
-        return eval_retrieval(&settings, dir, *alpha).await;
+        return eval_retrieval(&settings, dir, *alpha, sweep).await;
     }
     let state = mtdesk::build_state(&settings).await?;
     match command {
@@ -222,7 +225,11 @@ async fn eval_retrieval(
     settings: &Settings,
     dir: &std::path::Path,
     alpha: Option<f32>,
+    sweep: &[f32],
 ) -> anyhow::Result<()> {
+    if let Some(a) = alpha.iter().chain(sweep).find(|a| !(0.0..=1.0).contains(*a)) {
+        anyhow::bail!("--alpha and --sweep take weights between 0 and 1 (got {a})");
+    }
     let data = mtdesk_knowledge::eval::Dataset::load(dir)?;
     let tmp = std::env::temp_dir().join(format!("mtdesk-eval-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -244,11 +251,12 @@ async fn eval_retrieval(
             limits: mtdesk_extract::Limits::default(),
             progress: None,
         };
-        let report = mtdesk_knowledge::eval::run(
+        let report = mtdesk_knowledge::eval::run_with_sweep(
             &data,
             &ingestor,
             &knowledge,
             alpha.unwrap_or(mtdesk_knowledge::DEFAULT_ALPHA),
+            sweep,
         )
         .await;
         store.close().await;

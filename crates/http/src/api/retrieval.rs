@@ -48,7 +48,8 @@ pub struct HitView {
     /// The PDF page number.
     pub page: Option<i64>,
     pub text: String,
-    /// The ranking score: fused 0–1 (hybrid), BM25 (bm25) or cosine (vector).
+    /// The ranking score: fused (hybrid: weighted per-leg z-scores, higher is better), BM25 (bm25) or cosine
+    /// (vector). Compare hits of one query with each other, not across queries.
     pub score: f32,
     pub lexical_score: Option<f32>,
     pub vector_score: Option<f32>,
