@@ -102,14 +102,32 @@ pub fn excerpt(message: &str, passages: &[mtdesk_knowledge::Hit]) -> Option<Stri
         }
     }
     if scored.is_empty() {
-        let first = split_sentences(&passages[0].text).into_iter().take(2).collect::<Vec<_>>();
-        scored = first.into_iter().enumerate().map(|(i, s)| (0.0, 0, i, s)).collect();
+        let first = split_sentences(&passages[0].text)
+            .into_iter()
+            .take(2)
+            .collect::<Vec<_>>();
+        scored = first
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (0.0, 0, i, s))
+            .collect();
     }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut best: Vec<(usize, usize, String)> = scored.into_iter().take(3).map(|(_, p, s, t)| (p, s, t)).collect();
+    let mut best: Vec<(usize, usize, String)> = scored
+        .into_iter()
+        .take(3)
+        .map(|(_, p, s, t)| (p, s, t))
+        .collect();
     best.sort_by_key(|(p, s, _)| (*p, *s));
-    let body = best.into_iter().map(|(_, _, t)| t).collect::<Vec<_>>().join(" ");
-    Some(format!("{body}\n\nSource: {}", crate::passage_label(&passages[0])))
+    let body = best
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(format!(
+        "{body}\n\nSource: {}",
+        crate::passage_label(&passages[0])
+    ))
 }
 
 fn split_sentences(text: &str) -> Vec<String> {
@@ -125,8 +143,8 @@ fn split_sentences(text: &str) -> Vec<String> {
             continue;
         }
         cur.push(if c == '\n' { ' ' } else { c });
-        let end = matches!(c, '.' | '!' | '?')
-            && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        let end =
+            matches!(c, '.' | '!' | '?') && chars.get(i + 1).is_none_or(|n| n.is_whitespace());
         if end && cur.trim().chars().count() > 1 {
             out.push(cur.trim().to_string());
             cur.clear();

@@ -70,7 +70,9 @@ pub fn system_prompt(instructions: &str, knowledge_only: bool, context: &[Contex
     } else {
         for c in context {
             match (&c.question, &c.source) {
-                (Some(q), _) => p.push_str(&format!("[{}] Q: {}\n    A: {}\n", c.marker, q, c.answer)),
+                (Some(q), _) => {
+                    p.push_str(&format!("[{}] Q: {}\n    A: {}\n", c.marker, q, c.answer))
+                }
                 (None, Some(src)) => {
                     p.push_str(&format!("[{}] (from {}) {}\n", c.marker, src, c.answer))
                 }

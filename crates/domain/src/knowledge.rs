@@ -217,7 +217,10 @@ mod tests {
 
     #[test]
     fn schedules_parse() {
-        assert_eq!(SyncSchedule::parse("weekly").ok(), Some(SyncSchedule::Weekly));
+        assert_eq!(
+            SyncSchedule::parse("weekly").ok(),
+            Some(SyncSchedule::Weekly)
+        );
         assert!(SyncSchedule::parse("hourly").is_err());
         assert_eq!(SyncSchedule::Daily.period_ms(), Some(86_400_000));
     }

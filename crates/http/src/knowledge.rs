@@ -106,10 +106,7 @@ pub async fn upload(
         if too_big {
             out.errors.push(FileError {
                 file: name,
-                error: format!(
-                    "larger than the {} limit per file",
-                    human_bytes(max)
-                ),
+                error: format!("larger than the {} limit per file", human_bytes(max)),
             });
             continue;
         }
@@ -254,11 +251,7 @@ pub async fn delete_chatbot(
 }
 
 /// Queues a re-sync by hand. 409 when one is already queued or running.
-pub async fn resync(
-    state: &AppState,
-    account: &AccountId,
-    id: &SourceId,
-) -> Result<(), ApiError> {
+pub async fn resync(state: &AppState, account: &AccountId, id: &SourceId) -> Result<(), ApiError> {
     match state.store.queue_source_sync(account, id).await {
         Ok(true) => {
             state.knowledge.wake.notify_one();
@@ -275,11 +268,7 @@ pub async fn resync(
 /// Keeps the last path component, without control characters, at most 200 characters.
 fn clean_file_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
-    let s: String = base
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+    let s: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
     if s.trim().is_empty() {
         "upload".into()
     } else {

@@ -157,8 +157,18 @@ mod tests {
         // Overlap: consecutive chunks share text.
         let a = &chunks[1].text;
         let b = &chunks[2].text;
-        let tail: String = a.chars().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
-        assert!(b.contains(tail.trim()), "no overlap between {a:?} and {b:?}");
+        let tail: String = a
+            .chars()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        assert!(
+            b.contains(tail.trim()),
+            "no overlap between {a:?} and {b:?}"
+        );
     }
 
     #[test]

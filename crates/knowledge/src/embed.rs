@@ -119,9 +119,9 @@ impl Embedders {
                     model: model.clone(),
                     client: self.client.clone(),
                 }),
-                None => Err(
-                    "OpenRouter embeddings need MTDESK_OPENROUTER_API_KEY on the server".into(),
-                ),
+                None => {
+                    Err("OpenRouter embeddings need MTDESK_OPENROUTER_API_KEY on the server".into())
+                }
             },
         }
     }
@@ -287,9 +287,15 @@ fn parse_embeddings(text: &str, expected: usize) -> Result<Vec<Vec<f32>>, EmbedE
     body.data.sort_by_key(|i| i.index);
     let dims = body.data.first().map(|i| i.embedding.len()).unwrap_or(0);
     if dims == 0 || body.data.iter().any(|i| i.embedding.len() != dims) {
-        return Err(EmbedError::BadResponse("vectors of different lengths".into()));
+        return Err(EmbedError::BadResponse(
+            "vectors of different lengths".into(),
+        ));
     }
-    Ok(body.data.into_iter().map(|i| normalize(i.embedding)).collect())
+    Ok(body
+        .data
+        .into_iter()
+        .map(|i| normalize(i.embedding))
+        .collect())
 }
 
 /// Scales a vector to unit length (a zero vector stays zero).

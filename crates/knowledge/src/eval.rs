@@ -234,7 +234,11 @@ pub async fn run_with_sweep(
     }
     let index = knowledge.index(&bot.id).await?;
     let chunks = index.docs.len();
-    let vectors = index.vectors.as_ref().map(|v| v.count_present()).unwrap_or(0);
+    let vectors = index
+        .vectors
+        .as_ref()
+        .map(|v| v.count_present())
+        .unwrap_or(0);
     let tuned = knowledge.clone().with_alpha(alpha);
     let mut modes = serde_json::Map::new();
     let judged = data
@@ -259,8 +263,10 @@ pub async fn run_with_sweep(
     for &a in sweep {
         let k = knowledge.clone().with_alpha(a);
         let m = measure(data, &k, &bot.id, &doc_of, Mode::Hybrid).await?;
-        swept.push(json!({"alpha": round(f64::from(a)), "ndcg@10": round(m.ndcg),
-            "recall@5": round(m.r5), "recall@10": round(m.r10)}));
+        swept.push(
+            json!({"alpha": round(f64::from(a)), "ndcg@10": round(m.ndcg),
+            "recall@5": round(m.r5), "recall@10": round(m.r10)}),
+        );
     }
     Ok(json!({
         "documents": data.docs.len(),
@@ -276,7 +282,9 @@ pub async fn run_with_sweep(
 }
 
 fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn round(x: f64) -> f64 {

@@ -163,11 +163,7 @@ pub fn rank(
                         (l[d] - lm) / ls
                     };
                     // A chunk without a vector (still being embedded) counts as far below average.
-                    let vn = if v[d] > -1.0 {
-                        (v[d] - vm) / vs
-                    } else {
-                        -3.0
-                    };
+                    let vn = if v[d] > -1.0 { (v[d] - vm) / vs } else { -3.0 };
                     (d, alpha * vn + (1.0 - alpha) * ln)
                 })
                 .collect();

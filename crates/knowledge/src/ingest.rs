@@ -125,7 +125,8 @@ impl Ingestor {
             Err(StorageError::NotFound) => return Ok(Outcome::Done),
             Err(e) => return Err(e.into()),
         };
-        self.progress(job, id, SourceStatus::Extracting, 0, 0).await?;
+        self.progress(job, id, SourceStatus::Extracting, 0, 0)
+            .await?;
         let (drafts, pages) = match source.kind {
             SourceKind::File => {
                 let bytes = match self.files.read_source(&source.account_id, id) {
@@ -137,11 +138,20 @@ impl Ingestor {
                     }
                     Err(e) => return Err(JobError::Transient(format!("reading the file: {e}"))),
                 };
-                let doc = match mtdesk_extract::extract(bytes, Some(source.name.clone()), self.limits.clone()).await {
+                let doc = match mtdesk_extract::extract(
+                    bytes,
+                    Some(source.name.clone()),
+                    self.limits.clone(),
+                )
+                .await
+                {
                     Ok(d) => d,
                     Err(e) => return Ok(Outcome::SourceFailed(e.to_string())),
                 };
-                (chunk_document(&doc, &title_from_name(&source.name), None), None)
+                (
+                    chunk_document(&doc, &title_from_name(&source.name), None),
+                    None,
+                )
             }
             SourceKind::Url => {
                 let (drafts, pages) = match self.crawl_source(job, &source).await? {
@@ -165,7 +175,9 @@ impl Ingestor {
             };
             return Ok(Outcome::SourceFailed(why));
         }
-        let chunks = self.embed_drafts(job, id, &source.chatbot_id, drafts).await?;
+        let chunks = self
+            .embed_drafts(job, id, &source.chatbot_id, drafts)
+            .await?;
         match self
             .store
             .replace_source_content(id, &chunks, pages.as_deref())
@@ -175,7 +187,12 @@ impl Ingestor {
             Err(StorageError::NotFound) => return Ok(Outcome::Done),
             Err(e) => return Err(e.into()),
         }
-        self.report(id, SourceStatus::Ready, chunks.len() as i64, chunks.len() as i64);
+        self.report(
+            id,
+            SourceStatus::Ready,
+            chunks.len() as i64,
+            chunks.len() as i64,
+        );
         Ok(Outcome::Done)
     }
 
@@ -208,7 +225,8 @@ impl Ingestor {
                 })
                 .collect();
             let total = todo.len() as i64;
-            self.progress(job, id, SourceStatus::Embedding, 0, total).await?;
+            self.progress(job, id, SourceStatus::Embedding, 0, total)
+                .await?;
             let mut done = 0i64;
             for batch in todo.chunks(EMBED_BATCH) {
                 let input: Vec<String> = batch.iter().map(|&i| texts[i].clone()).collect();
@@ -220,7 +238,8 @@ impl Ingestor {
                     embeddings[i] = Some(vectors::to_bytes(&v));
                 }
                 done += batch.len() as i64;
-                self.progress(job, id, SourceStatus::Embedding, done, total).await?;
+                self.progress(job, id, SourceStatus::Embedding, done, total)
+                    .await?;
             }
         }
         Ok(drafts
@@ -293,18 +312,33 @@ impl Ingestor {
                 match event {
                     PageEvent::Fetched(page) => {
                         let url = page.url.to_string();
-                        let ct = page.content_type.clone().unwrap_or_default().to_ascii_lowercase();
+                        let ct = page
+                            .content_type
+                            .clone()
+                            .unwrap_or_default()
+                            .to_ascii_lowercase();
                         if ct.contains("html") || ct.is_empty() && looks_like_html(&page.body) {
                             let html = mtdesk_extract::decode_text(&page.body);
                             let doc = mtdesk_extract::html_to_document(&html);
                             let chunks = chunk_document(&doc, &url, Some(&url));
                             let hash = hex_sha256(
-                                chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n").as_bytes(),
+                                chunks
+                                    .iter()
+                                    .map(|c| c.text.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join("\n")
+                                    .as_bytes(),
                             );
                             pages.push(SourcePage {
                                 url,
-                                status: if chunks.is_empty() { "skipped".into() } else { "ok".into() },
-                                detail: chunks.is_empty().then(|| "no text on the page".to_string()),
+                                status: if chunks.is_empty() {
+                                    "skipped".into()
+                                } else {
+                                    "ok".into()
+                                },
+                                detail: chunks
+                                    .is_empty()
+                                    .then(|| "no text on the page".to_string()),
                                 title: doc.title.clone(),
                                 content_hash: Some(hash),
                                 fetched_at: now,
@@ -354,7 +388,12 @@ impl Ingestor {
                 Ok(doc) => {
                     let chunks = chunk_document(&doc, &url, Some(&url));
                     let hash = hex_sha256(
-                        chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n").as_bytes(),
+                        chunks
+                            .iter()
+                            .map(|c| c.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                            .as_bytes(),
                     );
                     pages.push(SourcePage {
                         url,
@@ -392,7 +431,9 @@ impl Ingestor {
         let Some(e) = embedder else {
             let rows: Vec<(ChunkId, Option<Vec<u8>>)> =
                 chunks.into_iter().map(|c| (c.id, None)).collect();
-            self.store.update_chunk_embeddings(chatbot, &rows, None).await?;
+            self.store
+                .update_chunk_embeddings(chatbot, &rows, None)
+                .await?;
             return Ok(());
         };
         let model = e.model_id();

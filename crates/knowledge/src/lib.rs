@@ -146,7 +146,11 @@ impl Knowledge {
             return Ok(c.index.clone());
         }
         let choice = self.store.chatbot_embedding(chatbot).await?;
-        let model = self.embedders.for_choice(&choice).ok().map(|e| e.model_id());
+        let model = self
+            .embedders
+            .for_choice(&choice)
+            .ok()
+            .map(|e| e.model_id());
         let chunks = self.store.list_index_chunks(chatbot).await?;
         let index = tokio::task::spawn_blocking(move || {
             Arc::new(ChatbotIndex::build(version, chunks, model.as_deref()))
@@ -184,7 +188,10 @@ impl Knowledge {
     /// periodically by the worker so deleted text does not linger in memory.
     pub async fn sweep(&self) {
         let cached: Vec<(ChatbotId, i64)> = match self.cache.lock() {
-            Ok(c) => c.iter().map(|(k, v)| (k.clone(), v.index.version)).collect(),
+            Ok(c) => c
+                .iter()
+                .map(|(k, v)| (k.clone(), v.index.version))
+                .collect(),
             Err(_) => return,
         };
         for (bot, version) in cached {
@@ -223,11 +230,15 @@ impl Knowledge {
         if wanted != Mode::Bm25 {
             let choice = self.store.chatbot_embedding(chatbot).await?;
             match self.embedders.for_choice(&choice) {
-                Ok(e) if index.vectors.is_some() && index.model.as_deref() == Some(&e.model_id()) => {
+                Ok(e)
+                    if index.vectors.is_some() && index.model.as_deref() == Some(&e.model_id()) =>
+                {
                     query_vec = Some(e.embed_one(query).await?);
                 }
                 Ok(_) if index.docs.is_empty() => {}
-                Ok(_) => reason = Some("the chunks have no vectors yet (embedding in progress)".into()),
+                Ok(_) => {
+                    reason = Some("the chunks have no vectors yet (embedding in progress)".into())
+                }
                 Err(why) => reason = Some(why),
             }
         }
@@ -235,7 +246,14 @@ impl Knowledge {
         let query_owned = query.to_string();
         let alpha = self.alpha;
         let (ranked, mode_used) = tokio::task::spawn_blocking(move || {
-            rank_index(&index2, &query_owned, query_vec.as_deref(), wanted, k, alpha)
+            rank_index(
+                &index2,
+                &query_owned,
+                query_vec.as_deref(),
+                wanted,
+                k,
+                alpha,
+            )
         })
         .await
         .map_err(|e| KnowledgeError::Storage(StorageError::Other(anyhow::anyhow!(e))))?;

@@ -1,23 +1,45 @@
-//! Exact vector search: one contiguous row-major f32 matrix per chatbot, scanned with a dot product.
+//! Exact vector search: one contiguous row-major matrix per chatbot, scanned with a dot product.
 //!
-//! Vectors are unit length, so the dot product is the cosine. The inner loop keeps eight independent
-//! accumulators so the compiler can use SIMD lanes (a single running sum is a dependency chain it may not
-//! reorder). No ANN index: an exact scan finds every vector, and a deleted chunk is gone from the next
-//! rebuilt matrix — there is nothing like an HNSW tombstone that keeps a deleted text findable.
+//! Vectors are unit length, so the dot product is the cosine. The matrix holds each vector quantised to
+//! 8-bit integers with its own scale (`x ≈ q · scale`, q in −127..=127): a scan reads a quarter of the
+//! bytes of f32, and a scan of 100k × 384 is bound by memory bandwidth, so it runs about four times faster
+//! and the per-node cache is four times smaller. The cosine moves by about 1e-3 at most, below the gaps
+//! that decide rankings (the evaluation gives the same nDCG; see BENCHMARKS.md). The database keeps the
+//! exact f32 vectors; this matrix is derived from them.
+//!
+//! No ANN index: an exact scan finds every vector, and a deleted chunk is gone from the next rebuilt
+//! matrix — there is nothing like an HNSW tombstone that keeps a deleted text findable.
 
 #[derive(Debug, Default)]
 pub struct Vectors {
     dims: usize,
-    data: Vec<f32>,
+    data: Vec<i8>,
+    scales: Vec<f32>,
     /// Rows without a vector (not embedded yet, or by another model) are all-zero and flagged here.
     present: Vec<bool>,
+}
+
+/// A vector quantised to i8 with its scale.
+pub fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
+    let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        return (vec![0; v.len()], 0.0);
+    }
+    let scale = max / 127.0;
+    (
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
+            .collect(),
+        scale,
+    )
 }
 
 impl Vectors {
     pub fn new(dims: usize, rows: usize) -> Self {
         Self {
             dims,
-            data: vec![0.0; dims * rows],
+            data: vec![0; dims * rows],
+            scales: vec![0.0; rows],
             present: vec![false; rows],
         }
     }
@@ -37,7 +59,9 @@ impl Vectors {
 
     pub fn set(&mut self, row: usize, v: &[f32]) {
         if v.len() == self.dims && row < self.present.len() {
-            self.data[row * self.dims..(row + 1) * self.dims].copy_from_slice(v);
+            let (q, scale) = quantize(v);
+            self.data[row * self.dims..(row + 1) * self.dims].copy_from_slice(&q);
+            self.scales[row] = scale;
             self.present[row] = true;
         }
     }
@@ -51,15 +75,41 @@ impl Vectors {
         if query.len() != self.dims || self.dims == 0 {
             return;
         }
-        for ((row, s), present) in self
+        let (q, q_scale) = quantize(query);
+        for (((row, s), present), scale) in self
             .data
             .chunks_exact(self.dims)
             .zip(scores.iter_mut())
             .zip(&self.present)
+            .zip(&self.scales)
         {
-            *s = if *present { dot(row, query) } else { -1.0 };
+            *s = if *present {
+                dot_i8(row, &q) as f32 * scale * q_scale
+            } else {
+                -1.0
+            };
         }
     }
+}
+
+/// Integer dot product with sixteen lanes of i32 partial sums (the compiler turns the i16 products into
+/// multiply-add instructions).
+#[inline]
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += i32::from(i16::from(x[i]) * i16::from(y[i]));
+        }
+    }
+    let mut sum: i32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += i32::from(*x) * i32::from(*y);
+    }
+    sum
 }
 
 /// Dot product with eight lanes of partial sums.
@@ -116,8 +166,59 @@ mod tests {
         v.set(2, &[0.0, 1.0]);
         let mut s = vec![0.0; 3];
         v.score_into(&[0.6, 0.8], &mut s);
-        assert_eq!(s, vec![0.6, -1.0, 0.8]);
+        assert!(
+            (s[0] - 0.6).abs() < 0.01 && (s[2] - 0.8).abs() < 0.01,
+            "{s:?}"
+        );
+        assert_eq!(s[1], -1.0);
         assert_eq!(v.count_present(), 2);
+    }
+
+    /// Pseudo-random unit vectors (a fixed LCG, no dependency).
+    fn unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                let v: Vec<f32> = (0..dims)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+                    })
+                    .collect();
+                let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+                v.into_iter().map(|a| a / n).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quantised_cosines_stay_within_a_hundredth_of_the_exact_ones() {
+        let rows = unit_vectors(300, 384, 7);
+        let query = &unit_vectors(1, 384, 99)[0];
+        let mut m = Vectors::new(384, rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            m.set(i, r);
+        }
+        let mut s = vec![0.0; rows.len()];
+        m.score_into(query, &mut s);
+        for (r, got) in rows.iter().zip(&s) {
+            let exact = dot(r, query);
+            assert!((exact - got).abs() < 0.01, "{exact} vs {got}");
+        }
+    }
+
+    #[test]
+    fn integer_dot_matches_the_naive_sum() {
+        let a: Vec<i8> = (0..37).map(|i| (i * 7 % 255 - 127) as i8).collect();
+        let b: Vec<i8> = (0..37).map(|i| (127 - i * 5 % 255) as i8).collect();
+        let naive: i32 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| i32::from(*x) * i32::from(*y))
+            .sum();
+        assert_eq!(dot_i8(&a, &b), naive);
     }
 
     #[test]

@@ -41,7 +41,10 @@ async fn run_one(ingestor: &Ingestor, job: &mtdesk_storage::Job) -> anyhow::Resu
                 let id = mtdesk_domain::SourceId::from_db(source.clone());
                 ingestor
                     .store
-                    .fail_source(&id, &format!("processing failed after {} attempts: {msg}", job.attempts))
+                    .fail_source(
+                        &id,
+                        &format!("processing failed after {} attempts: {msg}", job.attempts),
+                    )
                     .await?;
             }
         }
@@ -53,7 +56,11 @@ async fn run_one(ingestor: &Ingestor, job: &mtdesk_storage::Job) -> anyhow::Resu
 pub async fn queue_due_syncs(ingestor: &Ingestor) -> anyhow::Result<usize> {
     let mut n = 0;
     for s in ingestor.store.due_sources(now_ms()).await? {
-        if ingestor.store.queue_source_sync(&s.account_id, &s.id).await? {
+        if ingestor
+            .store
+            .queue_source_sync(&s.account_id, &s.id)
+            .await?
+        {
             n += 1;
         }
     }

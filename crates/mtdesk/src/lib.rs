@@ -128,7 +128,10 @@ pub fn embedders(settings: &Settings) -> mtdesk_knowledge::embed::Embedders {
     mtdesk_knowledge::embed::Embedders::load(Some(settings.model_dir.clone()), remote)
 }
 
-pub fn knowledge_state(settings: &Settings, store: Store) -> mtdesk_http::knowledge::KnowledgeState {
+pub fn knowledge_state(
+    settings: &Settings,
+    store: Store,
+) -> mtdesk_http::knowledge::KnowledgeState {
     let embedders = embedders(settings);
     mtdesk_http::knowledge::KnowledgeState {
         knowledge: mtdesk_knowledge::Knowledge::new(store, embedders),
@@ -227,7 +230,9 @@ pub fn log_startup(settings: &Settings) {
 pub fn log_knowledge(state: &AppState) {
     let e = state.knowledge.knowledge.embedders();
     match e.local_missing() {
-        None => tracing::info!("knowledge: local embeddings (all-MiniLM-L6-v2) loaded; hybrid retrieval on"),
+        None => tracing::info!(
+            "knowledge: local embeddings (all-MiniLM-L6-v2) loaded; hybrid retrieval on"
+        ),
         Some(why) => tracing::warn!(
             "knowledge: no local embedding model ({why}); chatbots using it search with the lexical leg only. Run scripts/fetch-model"
         ),

@@ -227,7 +227,11 @@ async fn eval_retrieval(
     alpha: Option<f32>,
     sweep: &[f32],
 ) -> anyhow::Result<()> {
-    if let Some(a) = alpha.iter().chain(sweep).find(|a| !(0.0..=1.0).contains(*a)) {
+    if let Some(a) = alpha
+        .iter()
+        .chain(sweep)
+        .find(|a| !(0.0..=1.0).contains(*a))
+    {
         anyhow::bail!("--alpha and --sweep take weights between 0 and 1 (got {a})");
     }
     let data = mtdesk_knowledge::eval::Dataset::load(dir)?;
@@ -281,13 +285,19 @@ async fn reindex(
         .find_chatbot_any(&bot_id)
         .await
         .map_err(|e| match e {
-            mtdesk_storage::StorageError::NotFound => anyhow::anyhow!("no chatbot with id {chatbot}"),
+            mtdesk_storage::StorageError::NotFound => {
+                anyhow::anyhow!("no chatbot with id {chatbot}")
+            }
             other => anyhow::Error::new(other),
         })?;
     let sources = state.store.list_sources(&bot.account_id, &bot.id).await?;
     let mut queued = 0;
     for s in &sources {
-        if state.store.queue_source_sync(&bot.account_id, &s.id).await? {
+        if state
+            .store
+            .queue_source_sync(&bot.account_id, &s.id)
+            .await?
+        {
             queued += 1;
         }
     }
@@ -325,7 +335,11 @@ async fn reindex(
         failed.len()
     );
     for f in &failed {
-        println!("  failed: {}: {}", f.name, f.error.as_deref().unwrap_or("?"));
+        println!(
+            "  failed: {}: {}",
+            f.name,
+            f.error.as_deref().unwrap_or("?")
+        );
     }
     if !failed.is_empty() {
         anyhow::bail!("{} sources failed", failed.len());

@@ -209,11 +209,12 @@ impl Store {
         .await?;
         let Some(row) = row else {
             // Either not ours / missing, or busy.
-            let exists = sqlx::query("SELECT 1 AS one FROM sources WHERE id = $1 AND account_id = $2")
-                .bind(id.as_str())
-                .bind(account.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists =
+                sqlx::query("SELECT 1 AS one FROM sources WHERE id = $1 AND account_id = $2")
+                    .bind(id.as_str())
+                    .bind(account.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             return if exists.is_some() {
                 Ok(false)
             } else {
@@ -234,7 +235,11 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn list_sources(&self, account: &AccountId, chatbot: &ChatbotId) -> Result<Vec<Source>> {
+    pub async fn list_sources(
+        &self,
+        account: &AccountId,
+        chatbot: &ChatbotId,
+    ) -> Result<Vec<Source>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SOURCE_COLUMNS} FROM sources WHERE chatbot_id = $1 AND account_id = $2 ORDER BY created_at, id"
         )))
@@ -451,7 +456,11 @@ impl Store {
         Ok(out)
     }
 
-    pub async fn list_source_pages(&self, account: &AccountId, id: &SourceId) -> Result<Vec<SourcePage>> {
+    pub async fn list_source_pages(
+        &self,
+        account: &AccountId,
+        id: &SourceId,
+    ) -> Result<Vec<SourcePage>> {
         let rows = sqlx::query(
             "SELECT url, status, detail, title, content_hash, fetched_at FROM source_pages
              WHERE source_id = $1 AND account_id = $2 ORDER BY fetched_at, url",
@@ -575,11 +584,12 @@ impl Store {
         .await?
         .rows_affected();
         if changed == 0 {
-            let exists = sqlx::query("SELECT 1 AS one FROM chatbots WHERE id = $1 AND account_id = $2")
-                .bind(chatbot.as_str())
-                .bind(account.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists =
+                sqlx::query("SELECT 1 AS one FROM chatbots WHERE id = $1 AND account_id = $2")
+                    .bind(chatbot.as_str())
+                    .bind(account.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             return match exists {
                 Some(_) => Ok(None),
                 None => Err(StorageError::NotFound),

@@ -324,7 +324,10 @@ fn embeddings(shared: &Shared, body: &Value, behavior: Behavior) -> Response {
     };
     let inputs: Vec<String> = match body.get("input") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => return error_response(provider, 400, "`input` is required.", None),
     };
     let tokens: usize = inputs.iter().map(|t| t.split_whitespace().count()).sum();

@@ -232,7 +232,10 @@ pub async fn create(
         } else {
             StatusCode::ACCEPTED
         };
-        return Ok((status, Json(serde_json::to_value(result).map_err(anyhow::Error::from)?)));
+        return Ok((
+            status,
+            Json(serde_json::to_value(result).map_err(anyhow::Error::from)?),
+        ));
     }
     if !ct.starts_with("application/json") {
         return Err(ApiError::UnsupportedMediaType(

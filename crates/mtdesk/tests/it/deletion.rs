@@ -159,7 +159,10 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
     assert_eq!(receipt["deleted"]["messages"], 4);
     assert_eq!(receipt["deleted"]["answers"], 2);
     assert_eq!(receipt["deleted"]["sources"], 2);
-    assert!(receipt["deleted"]["chunks"].as_i64().unwrap_or(0) >= 2, "{receipt}");
+    assert!(
+        receipt["deleted"]["chunks"].as_i64().unwrap_or(0) >= 2,
+        "{receipt}"
+    );
 
     // No row of any table in the catalogue references the account.
     let after = catalogue::rows_referencing_account(&app.state.store, &a.id)

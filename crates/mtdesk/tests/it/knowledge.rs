@@ -18,10 +18,18 @@ const REFUND_MD: &str = "# Returns guide\n\n## Refunds\n\nRefunds are paid back 
 const HOURS_TXT: &str = "Our shop in Lyon opens Monday to Saturday from nine to six.\n\nOn Sundays the shop is closed, but the hotline answers calls.";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
 
-async fn upload(app: &TestApp, token: &str, bot: &str, files: &[(&str, &[u8])]) -> (StatusCode, Value) {
+async fn upload(
+    app: &TestApp,
+    token: &str,
+    bot: &str,
+    files: &[(&str, &[u8])],
+) -> (StatusCode, Value) {
     let mut form = Form::new();
     for (name, bytes) in files {
-        form = form.part("file", Part::bytes(bytes.to_vec()).file_name(name.to_string()));
+        form = form.part(
+            "file",
+            Part::bytes(bytes.to_vec()).file_name(name.to_string()),
+        );
     }
     let resp = app
         .client
@@ -96,7 +104,10 @@ async fn uploaded_documents_are_ingested_and_answer_with_their_source() {
         assert_eq!(s["progress"]["percent"], 100);
         assert!(s["chunk_count"].as_i64().unwrap_or(0) >= 1, "{s}");
     }
-    let md = listed.iter().find(|s| s["name"] == "refund.md").expect("md");
+    let md = listed
+        .iter()
+        .find(|s| s["name"] == "refund.md")
+        .expect("md");
     assert_eq!(md["doc_type"], "markdown");
     // The original is kept under the data dir, byte for byte.
     let account = AccountId::parse(&a.id).expect("id");
@@ -107,7 +118,14 @@ async fn uploaded_documents_are_ingested_and_answer_with_their_source() {
     );
 
     // Hit testing: the refund section, with its heading path and source.
-    let r = retrieval(&app, &a.token, &bot, "How long until I get my refund?", "hybrid").await;
+    let r = retrieval(
+        &app,
+        &a.token,
+        &bot,
+        "How long until I get my refund?",
+        "hybrid",
+    )
+    .await;
     let hit = &r["hits"][0];
     assert_eq!(hit["source_name"], "refund.md", "{r}");
     assert_eq!(hit["heading"], "Returns guide > Refunds", "{r}");
@@ -129,7 +147,10 @@ async fn uploaded_documents_are_ingested_and_answer_with_their_source() {
         .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert_eq!(reply["source"], "excerpt", "{reply}");
-    let text = reply["answer"].as_str().or(reply["text"].as_str()).unwrap_or("");
+    let text = reply["answer"]
+        .as_str()
+        .or(reply["text"].as_str())
+        .unwrap_or("");
     assert!(text.contains("14 days"), "{reply}");
     assert!(text.contains("Source: Returns guide"), "{reply}");
     assert_eq!(reply["sources"][0]["kind"], "chunk", "{reply}");
@@ -151,8 +172,13 @@ async fn a_qa_pair_that_matches_well_wins_over_document_passages() {
     let (a, bot) = setup(&app, "qawins").await;
     upload(&app, &a.token, &bot, &[("refund.md", REFUND_MD.as_bytes())]).await;
     app.drain_jobs().await;
-    app.add_qa(&a.token, &bot, "How long do refunds take?", "Refunds take two weeks.")
-        .await;
+    app.add_qa(
+        &a.token,
+        &bot,
+        "How long do refunds take?",
+        "Refunds take two weeks.",
+    )
+    .await;
     let (_, reply) = app
         .post(
             &format!("/api/v1/chatbots/{bot}/chat"),
@@ -202,15 +228,27 @@ async fn start_site() -> (Site, String) {
         );
         p.insert(
             "index".into(),
-            page("Welcome", "Acme sells handmade ceramic teapots.", &["shipping", "warranty", "private"]),
+            page(
+                "Welcome",
+                "Acme sells handmade ceramic teapots.",
+                &["shipping", "warranty", "private"],
+            ),
         );
         p.insert(
             "shipping".into(),
-            page("Shipping", "Parcels to Belgium arrive within three working days.", &[]),
+            page(
+                "Shipping",
+                "Parcels to Belgium arrive within three working days.",
+                &[],
+            ),
         );
         p.insert(
             "warranty".into(),
-            page("Warranty", "Every teapot carries a five year craquelure warranty.", &[]),
+            page(
+                "Warranty",
+                "Every teapot carries a five year craquelure warranty.",
+                &[],
+            ),
         );
         p.insert(
             "private".into(),
@@ -289,10 +327,29 @@ async fn a_website_is_crawled_with_page_states_and_a_resync_only_reembeds_what_c
     let embedded_first: usize = embedded_texts(&fake);
     assert!(embedded_first >= 3, "{embedded_first}");
 
-    let r = retrieval(&app, &a.token, &bot, "How long does delivery to Belgium take?", "hybrid").await;
+    let r = retrieval(
+        &app,
+        &a.token,
+        &bot,
+        "How long does delivery to Belgium take?",
+        "hybrid",
+    )
+    .await;
     assert_eq!(r["mode"], "hybrid", "{r}");
-    assert!(r["hits"][0]["url"].as_str().unwrap_or("").ends_with("/shipping"), "{r}");
-    assert!(!r["hits"][0]["text"].as_str().unwrap_or("").contains("footer"), "{r}");
+    assert!(
+        r["hits"][0]["url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/shipping"),
+        "{r}"
+    );
+    assert!(
+        !r["hits"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("footer"),
+        "{r}"
+    );
     // The disallowed page was never indexed.
     let r = retrieval(&app, &a.token, &bot, "zebrafinch rota", "bm25").await;
     assert!(r["hits"].as_array().expect("hits").is_empty(), "{r}");
@@ -303,7 +360,11 @@ async fn a_website_is_crawled_with_page_states_and_a_resync_only_reembeds_what_c
         let mut p = site.pages.lock().expect("lock");
         p.insert(
             "shipping".into(),
-            page("Shipping", "Parcels to Belgium now arrive within one working day.", &[]),
+            page(
+                "Shipping",
+                "Parcels to Belgium now arrive within one working day.",
+                &[],
+            ),
         );
         p.remove("warranty");
     }
@@ -329,7 +390,10 @@ async fn a_website_is_crawled_with_page_states_and_a_resync_only_reembeds_what_c
     app.drain_jobs().await;
     // Only the changed page's chunk was embedded again.
     let embedded_second = embedded_texts(&fake) - before_sync;
-    assert_eq!(embedded_second, 1, "unchanged chunks must not be re-embedded");
+    assert_eq!(
+        embedded_second, 1,
+        "unchanged chunks must not be re-embedded"
+    );
     let r = retrieval(&app, &a.token, &bot, "Belgium delivery", "bm25").await;
     let texts: Vec<&str> = r["hits"]
         .as_array()
@@ -338,9 +402,15 @@ async fn a_website_is_crawled_with_page_states_and_a_resync_only_reembeds_what_c
         .filter_map(|h| h["text"].as_str())
         .collect();
     assert!(texts.iter().any(|t| t.contains("one working day")), "{r}");
-    assert!(!texts.iter().any(|t| t.contains("three working days")), "{r}");
+    assert!(
+        !texts.iter().any(|t| t.contains("three working days")),
+        "{r}"
+    );
     let r = retrieval(&app, &a.token, &bot, "craquelure warranty", "bm25").await;
-    assert!(r["hits"].as_array().expect("hits").is_empty(), "vanished page still found: {r}");
+    assert!(
+        r["hits"].as_array().expect("hits").is_empty(),
+        "vanished page still found: {r}"
+    );
 }
 
 fn embedded_texts(fake: &FakeLlm) -> usize {
@@ -355,7 +425,11 @@ fn embedded_texts(fake: &FakeLlm) -> usize {
 async fn private_and_metadata_addresses_fail_per_source_and_bad_urls_are_refused() {
     let app = TestApp::spawn().await;
     let (a, bot) = setup(&app, "ssrf").await;
-    for url in ["http://127.0.0.1:9/", "http://169.254.169.254/latest/meta-data/", "http://localhost:8080/"] {
+    for url in [
+        "http://127.0.0.1:9/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:8080/",
+    ] {
         let (status, body) = app
             .post(
                 &format!("/api/v1/chatbots/{bot}/sources"),
@@ -369,18 +443,43 @@ async fn private_and_metadata_addresses_fail_per_source_and_bad_urls_are_refused
     for s in sources(&app, &a.token, &bot).await {
         assert_eq!(s["status"], "failed", "{s}");
         let err = s["error"].as_str().unwrap_or("").to_lowercase();
-        assert!(err.contains("private") || err.contains("not allowed") || err.contains("refused"), "{s}");
+        assert!(
+            err.contains("private") || err.contains("not allowed") || err.contains("refused"),
+            "{s}"
+        );
     }
     for (bad, status) in [
-        (json!({"url": "ftp://example.com/"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"url": "not a url"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"url": "https://user:pw@example.com/"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"url": "https://example.com/", "max_pages": 0}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"url": "https://example.com/", "sync_schedule": "hourly"}), StatusCode::UNPROCESSABLE_ENTITY),
-        (json!({"link": "https://example.com/"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"url": "ftp://example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"url": "not a url"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"url": "https://user:pw@example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"url": "https://example.com/", "max_pages": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"url": "https://example.com/", "sync_schedule": "hourly"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"link": "https://example.com/"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let (s, body) = app
-            .post(&format!("/api/v1/chatbots/{bot}/sources"), &a.token, bad.clone())
+            .post(
+                &format!("/api/v1/chatbots/{bot}/sources"),
+                &a.token,
+                bad.clone(),
+            )
             .await;
         assert_eq!(s, status, "{bad}: {body}");
         assert!(body["message"].is_string(), "{body}");
@@ -433,18 +532,33 @@ async fn bad_files_get_clear_per_file_errors_and_nothing_half_written() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let errors = body["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 2, "{body}");
-    assert!(errors[0]["error"].as_str().unwrap_or("").contains("4 KB"), "{body}");
+    assert!(
+        errors[0]["error"].as_str().unwrap_or("").contains("4 KB"),
+        "{body}"
+    );
     assert_eq!(errors[1]["file"], "archive.zip");
     app.drain_jobs().await;
     let listed = sources(&app, &a.token, &bot).await;
-    let broken = listed.iter().find(|s| s["name"] == "broken.pdf").expect("pdf");
+    let broken = listed
+        .iter()
+        .find(|s| s["name"] == "broken.pdf")
+        .expect("pdf");
     assert_eq!(broken["status"], "failed", "{broken}");
     assert!(broken["error"].is_string());
     assert_eq!(broken["chunk_count"], 0);
-    let latin = listed.iter().find(|s| s["name"] == "latin1.txt").expect("txt");
+    let latin = listed
+        .iter()
+        .find(|s| s["name"] == "latin1.txt")
+        .expect("txt");
     assert_eq!(latin["status"], "ready", "{latin}");
     let r = retrieval(&app, &a.token, &bot, "café crème", "bm25").await;
-    assert!(r["hits"][0]["text"].as_str().unwrap_or("").contains("Café crème"), "{r}");
+    assert!(
+        r["hits"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Café crème"),
+        "{r}"
+    );
     // An upload without any file.
     let resp = app
         .client
@@ -456,9 +570,17 @@ async fn bad_files_get_clear_per_file_errors_and_nothing_half_written() {
         .expect("send");
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Retrieval-test input checks.
-    for bad in [json!({"query": ""}), json!({"query": "x", "mode": "fuzzy"}), json!({"query": "x", "top_k": 0})] {
+    for bad in [
+        json!({"query": ""}),
+        json!({"query": "x", "mode": "fuzzy"}),
+        json!({"query": "x", "top_k": 0}),
+    ] {
         let (s, body) = app
-            .post(&format!("/api/v1/chatbots/{bot}/retrieval-test"), &a.token, bad.clone())
+            .post(
+                &format!("/api/v1/chatbots/{bot}/retrieval-test"),
+                &a.token,
+                bad.clone(),
+            )
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
@@ -480,7 +602,10 @@ async fn deleting_a_source_removes_its_file_rows_and_index_entries_on_every_node
         mtdesk_knowledge::embed::Embedders::none(),
     );
     let bot_id = mtdesk_domain::ChatbotId::parse(&bot).expect("bot");
-    let r = other.retrieve(&bot_id, &marker, None, 5).await.expect("retrieve");
+    let r = other
+        .retrieve(&bot_id, &marker, None, 5)
+        .await
+        .expect("retrieve");
     assert_eq!(r.hits.len(), 1);
     let r = retrieval(&app, &a.token, &bot, &marker, "bm25").await;
     assert_eq!(r["hits"].as_array().map(Vec::len), Some(1));
@@ -507,7 +632,10 @@ async fn deleting_a_source_removes_its_file_rows_and_index_entries_on_every_node
     assert!(traces.is_empty(), "traces left: {traces:?}");
     // This node forgot it at once; the other node on its next search.
     assert!(!app.state.knowledge.knowledge.cache_contains_text(&marker));
-    let r = other.retrieve(&bot_id, &marker, None, 5).await.expect("retrieve");
+    let r = other
+        .retrieve(&bot_id, &marker, None, 5)
+        .await
+        .expect("retrieve");
     assert!(r.hits.is_empty());
     assert!(!other.cache_contains_text(&marker));
     let r = retrieval(&app, &a.token, &bot, &marker, "bm25").await;
@@ -531,7 +659,13 @@ async fn an_ingest_interrupted_by_a_crash_resumes_and_completes() {
     let (a, bot) = setup(&app, "resume").await;
     upload(&app, &a.token, &bot, &[("hours.txt", HOURS_TXT.as_bytes())]).await;
     // A worker claims the job and dies: its lease is already over.
-    let job = app.state.store.claim_job(-1).await.expect("claim").expect("a job");
+    let job = app
+        .state
+        .store
+        .claim_job(-1)
+        .await
+        .expect("claim")
+        .expect("a job");
     assert_eq!(job.kind, "ingest_source");
     assert_eq!(app.drain_jobs().await, 1, "the job is claimed again");
     let listed = sources(&app, &a.token, &bot).await;
@@ -551,14 +685,46 @@ async fn another_account_gets_404_on_every_knowledge_route() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     for (method, path, body) in [
         (Method::GET, format!("/api/v1/chatbots/{bot}/sources"), None),
-        (Method::POST, format!("/api/v1/chatbots/{bot}/sources"), Some(json!({"url": "https://example.com/"}))),
-        (Method::GET, format!("/api/v1/chatbots/{bot}/sources/{sid}"), None),
-        (Method::PATCH, format!("/api/v1/chatbots/{bot}/sources/{sid}"), Some(json!({"sync_schedule": "daily"}))),
-        (Method::POST, format!("/api/v1/chatbots/{bot}/sources/{sid}/sync"), None),
-        (Method::DELETE, format!("/api/v1/chatbots/{bot}/sources/{sid}"), None),
-        (Method::POST, format!("/api/v1/chatbots/{bot}/retrieval-test"), Some(json!({"query": "shop"}))),
-        (Method::GET, format!("/api/v1/chatbots/{bot}/knowledge-settings"), None),
-        (Method::PUT, format!("/api/v1/chatbots/{bot}/knowledge-settings"), Some(json!({"embedding": "none"}))),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{bot}/sources"),
+            Some(json!({"url": "https://example.com/"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/chatbots/{bot}/sources/{sid}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/chatbots/{bot}/sources/{sid}"),
+            Some(json!({"sync_schedule": "daily"})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{bot}/sources/{sid}/sync"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/chatbots/{bot}/sources/{sid}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{bot}/retrieval-test"),
+            Some(json!({"query": "shop"})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/chatbots/{bot}/knowledge-settings"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/chatbots/{bot}/knowledge-settings"),
+            Some(json!({"embedding": "none"})),
+        ),
     ] {
         let (status, resp) = app.api(method.clone(), &path, Some(&b.token), body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {resp}");
@@ -584,7 +750,10 @@ async fn openapi_documents_the_knowledge_routes() {
         "/api/v1/chatbots/{id}/retrieval-test",
         "/api/v1/chatbots/{id}/knowledge-settings",
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
 }
 
@@ -599,10 +768,18 @@ async fn deleting_a_chatbot_removes_its_source_files_too() {
     let path = app.state.files.source_path(&account, &sid);
     assert!(path.exists());
     let (status, _) = app
-        .api(Method::DELETE, &format!("/api/v1/chatbots/{bot}"), Some(&a.token), None)
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/chatbots/{bot}"),
+            Some(&a.token),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(!path.exists(), "the chatbot's uploaded file survived its deletion");
+    assert!(
+        !path.exists(),
+        "the chatbot's uploaded file survived its deletion"
+    );
     let traces = catalogue::find_traces(&app.state.store, &["Lyon opens Monday", sid.as_str()])
         .await
         .expect("scan");
@@ -616,7 +793,8 @@ fn model_dir() -> Option<std::path::PathBuf> {
     let dir = std::env::var("MTDESK_MODEL_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../data/models/all-MiniLM-L6-v2")
         });
     if dir.join("model.safetensors").exists() {
         return Some(dir);
@@ -643,32 +821,52 @@ async fn with_the_local_model_hybrid_search_finds_paraphrases_the_lexical_leg_mi
         &app,
         &a.token,
         &bot,
-        &[("refund.md", REFUND_MD.as_bytes()), ("hours.txt", HOURS_TXT.as_bytes())],
+        &[
+            ("refund.md", REFUND_MD.as_bytes()),
+            ("hours.txt", HOURS_TXT.as_bytes()),
+        ],
     )
     .await;
     app.drain_jobs().await;
     let (_, settings) = app
-        .get(&format!("/api/v1/chatbots/{bot}/knowledge-settings"), &a.token)
+        .get(
+            &format!("/api/v1/chatbots/{bot}/knowledge-settings"),
+            &a.token,
+        )
         .await;
     assert_eq!(settings["vector_search"], true, "{settings}");
     // No word in common with the refund section.
-    let q = "Can I have my money back?";
+    let q = "How do I get reimbursed for my purchase?";
     let r = retrieval(&app, &a.token, &bot, q, "hybrid").await;
     assert_eq!(r["mode"], "hybrid", "{r}");
     assert!(r["lexical_only_reason"].is_null(), "{r}");
     assert_eq!(r["hits"][0]["heading"], "Returns guide > Refunds", "{r}");
-    assert!(r["hits"][0]["vector_score"].as_f64().unwrap_or(0.0) > 0.3, "{r}");
+    assert!(
+        r["hits"][0]["vector_score"].as_f64().unwrap_or(0.0) > 0.3,
+        "{r}"
+    );
     let r = retrieval(&app, &a.token, &bot, q, "bm25").await;
     assert!(
-        r["hits"].as_array().expect("hits").iter().all(|h| h["heading"] != "Returns guide > Refunds"),
+        r["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .all(|h| h["heading"] != "Returns guide > Refunds"),
         "{r}"
     );
     // The offline answer quotes the refund passage.
     let (_, reply) = app
-        .post(&format!("/api/v1/chatbots/{bot}/chat"), &a.token, json!({"message": q}))
+        .post(
+            &format!("/api/v1/chatbots/{bot}/chat"),
+            &a.token,
+            json!({"message": q}),
+        )
         .await;
     assert_eq!(reply["source"], "excerpt", "{reply}");
-    assert!(reply["answer"].as_str().unwrap_or("").contains("14 days"), "{reply}");
+    assert!(
+        reply["answer"].as_str().unwrap_or("").contains("14 days"),
+        "{reply}"
+    );
     // Switching the embedder off re-embeds (clears) and search falls back to the lexical leg.
     let (status, body) = app
         .api(
