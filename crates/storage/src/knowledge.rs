@@ -631,6 +631,16 @@ impl Store {
         Ok(())
     }
 
+    /// Moves a source's next scheduled sync (tests and operators: "sync this one at the next check").
+    pub async fn set_next_sync_at(&self, id: &SourceId, at: i64) -> Result<()> {
+        sqlx::query("UPDATE sources SET next_sync_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Sources whose schedule says they are due for a re-sync.
     pub async fn due_sources(&self, now: i64) -> Result<Vec<Source>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

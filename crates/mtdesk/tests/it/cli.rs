@@ -197,3 +197,203 @@ fn a_typo_in_the_sqlite_path_creates_no_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to PostgreSQL"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A labeled set small enough for a test: six passages, three questions.
+fn tiny_dataset(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let docs = [
+        (
+            "d1",
+            "Returns",
+            "Refunds are paid to the original card within 14 days.",
+        ),
+        (
+            "d2",
+            "Returns",
+            "Exchanges for another size are free of charge.",
+        ),
+        (
+            "d3",
+            "Shop",
+            "The Lyon shop opens Monday to Saturday from nine to six.",
+        ),
+        (
+            "d4",
+            "Shipping",
+            "Parcels to Belgium arrive within three working days.",
+        ),
+        (
+            "d5",
+            "Shipping",
+            "International shipping costs twelve euros per parcel.",
+        ),
+        (
+            "d6",
+            "Care",
+            "Wash ceramic teapots by hand with warm water.",
+        ),
+    ];
+    let corpus: String = docs
+        .iter()
+        .map(|(id, t, x)| format!("{}\n", serde_json::json!({"id": id, "title": t, "text": x})))
+        .collect();
+    std::fs::write(dir.join("corpus.jsonl"), corpus).expect("corpus");
+    std::fs::write(
+        dir.join("queries.jsonl"),
+        "{\"id\":\"q1\",\"text\":\"How long do refunds take?\"}\n{\"id\":\"q2\",\"text\":\"When is the Lyon shop open?\"}\n{\"id\":\"q3\",\"text\":\"How should I clean a teapot?\"}\n",
+    )
+    .expect("queries");
+    std::fs::write(
+        dir.join("qrels.tsv"),
+        "query_id\tdoc_id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td6\t1\n",
+    )
+    .expect("qrels");
+}
+
+#[test]
+fn eval_retrieval_prints_metrics_per_mode_as_json() {
+    let dir = temp_dir();
+    let set = dir.join("set");
+    tiny_dataset(&set);
+    let out = mtdesk(
+        &dir,
+        &[
+            "admin",
+            "eval",
+            "retrieval",
+            set.to_str().expect("utf-8"),
+            "--sweep",
+            "0.5,0.9",
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["documents"], 6);
+    assert_eq!(report["queries"], 3);
+    for mode in ["bm25", "vector", "hybrid"] {
+        let m = &report["modes"][mode];
+        for key in ["ndcg@10", "recall@5", "recall@10"] {
+            assert!(m[key].is_number(), "{mode} {key}: {report}");
+        }
+        assert!(m["latency_ms"]["p50"].is_number() && m["latency_ms"]["p99"].is_number());
+    }
+    // Each question shares its key word with its one passage: BM25 finds all three first.
+    assert_eq!(report["modes"]["bm25"]["recall@5"], 1.0, "{report}");
+    assert!(
+        report["modes"]["bm25"]["ndcg@10"].as_f64().unwrap_or(0.0) > 0.9,
+        "{report}"
+    );
+    assert_eq!(report["alpha_sweep"].as_array().map(Vec::len), Some(2));
+    assert!(report["ingest"]["seconds"].is_number());
+    // Nothing is left in the data directory: the evaluation used a throwaway database.
+    assert!(!dir.join("data").join("mtdesk.sqlite").exists());
+
+    // Bad input: a missing directory, a malformed line, a weight out of range.
+    let out = mtdesk(
+        &dir,
+        &["admin", "eval", "retrieval", "/nonexistent/set"],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corpus.jsonl"));
+    std::fs::write(set.join("queries.jsonl"), "{not json\n").expect("write");
+    let out = mtdesk(
+        &dir,
+        &["admin", "eval", "retrieval", set.to_str().expect("utf-8")],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("queries.jsonl line 1"));
+    let out = mtdesk(
+        &dir,
+        &[
+            "admin",
+            "eval",
+            "retrieval",
+            set.to_str().expect("utf-8"),
+            "--alpha",
+            "2",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn admin_reindex_processes_every_source_of_a_chatbot_again() {
+    let app = TestApp::spawn().await;
+    let a = app.sign_up(&crate::helpers::email("reindex")).await;
+    let bot = app.create_chatbot(&a.token, "Shop").await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"Our shop opens at nine.".to_vec()).file_name("hours.txt"),
+    );
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/chatbots/{bot}/sources")))
+        .bearer_auth(&a.token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    app.drain_jobs().await;
+    if app.is_postgres() {
+        return; // the binary below opens the test's SQLite file
+    }
+    let db = format!("sqlite://{}", app.data_dir.join("mtdesk.sqlite").display());
+    let data = app.data_dir.display().to_string();
+    let env = [
+        ("MTDESK_DATABASE_URL", db.as_str()),
+        ("MTDESK_DATA_DIR", data.as_str()),
+        (
+            "MTDESK_SECRET_KEY",
+            "test-secret-key-0123456789abcdef0123456789",
+        ),
+    ];
+    let out = mtdesk(
+        &app.data_dir,
+        &["admin", "reindex", "--chatbot", &bot],
+        None,
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("reindexed 1 of 1 sources"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = mtdesk(
+        &app.data_dir,
+        &[
+            "admin",
+            "reindex",
+            "--chatbot",
+            "00000000-0000-4000-8000-000000000000",
+        ],
+        None,
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no chatbot"));
+    let out = mtdesk(
+        &app.data_dir,
+        &["admin", "reindex", "--chatbot", "nope"],
+        None,
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -882,3 +882,76 @@ async fn with_the_local_model_hybrid_search_finds_paraphrases_the_lexical_leg_mi
     let r = retrieval(&app, &a.token, &bot, q, "hybrid").await;
     assert_eq!(r["mode"], "bm25", "{r}");
 }
+
+#[tokio::test]
+async fn a_due_schedule_queues_a_resync_by_itself() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_ALLOW_PRIVATE_URLS".into(), "1".into());
+        v.insert("MTDESK_CRAWL_DELAY_MS".into(), "0".into());
+    })
+    .await;
+    let (a, bot) = setup(&app, "schedule").await;
+    let (_site, url) = start_site().await;
+    let (status, source) = app
+        .post(
+            &format!("/api/v1/chatbots/{bot}/sources"),
+            &a.token,
+            json!({"url": url, "sync_schedule": "daily"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{source}");
+    app.drain_jobs().await;
+    let sid = source["id"].as_str().expect("id");
+    let (_, s) = app
+        .get(&format!("/api/v1/chatbots/{bot}/sources/{sid}"), &a.token)
+        .await;
+    let next = s["next_sync_at"].as_i64().expect("scheduled");
+    assert!(
+        next > s["last_synced_at"].as_i64().expect("synced") + 86_000_000,
+        "{s}"
+    );
+    // Nothing is due yet.
+    assert_eq!(
+        mtdesk_knowledge::worker::queue_due_syncs(&app.ingestor)
+            .await
+            .expect("q"),
+        0
+    );
+    // A day later (moved back in the database), the worker queues it and it runs.
+    sqlx_set_due(&app, sid).await;
+    assert_eq!(
+        mtdesk_knowledge::worker::queue_due_syncs(&app.ingestor)
+            .await
+            .expect("q"),
+        1
+    );
+    assert_eq!(app.drain_jobs().await, 1);
+    let (_, s2) = app
+        .get(&format!("/api/v1/chatbots/{bot}/sources/{sid}"), &a.token)
+        .await;
+    assert_eq!(s2["status"], "ready");
+    assert!(
+        s2["last_synced_at"].as_i64() > s["last_synced_at"].as_i64(),
+        "{s2}"
+    );
+    // Manual sources are never due.
+    let (status, body) = app
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/chatbots/{bot}/sources/{sid}"),
+            Some(&a.token),
+            Some(json!({"sync_schedule": "manual"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["next_sync_at"].is_null());
+}
+
+async fn sqlx_set_due(app: &TestApp, sid: &str) {
+    let id = SourceId::parse(sid).expect("sid");
+    app.state
+        .store
+        .set_next_sync_at(&id, 1)
+        .await
+        .expect("update");
+}
