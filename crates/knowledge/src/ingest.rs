@@ -321,28 +321,9 @@ impl Ingestor {
                             let html = mtdesk_extract::decode_text(&page.body);
                             let doc = mtdesk_extract::html_to_document(&html);
                             let chunks = chunk_document(&doc, &url, Some(&url));
-                            let hash = hex_sha256(
-                                chunks
-                                    .iter()
-                                    .map(|c| c.text.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join("\n")
-                                    .as_bytes(),
-                            );
-                            pages.push(SourcePage {
-                                url,
-                                status: if chunks.is_empty() {
-                                    "skipped".into()
-                                } else {
-                                    "ok".into()
-                                },
-                                detail: chunks
-                                    .is_empty()
-                                    .then(|| "no text on the page".to_string()),
-                                title: doc.title.clone(),
-                                content_hash: Some(hash),
-                                fetched_at: now,
-                            });
+                            let detail =
+                                chunks.is_empty().then(|| "no text on the page".to_string());
+                            pages.push(page_read(url, &doc, &chunks, detail, now));
                             drafts.extend(chunks);
                         } else if docs_bytes + page.body.len() <= CRAWL_DOCS_BUDGET {
                             docs_bytes += page.body.len();
@@ -387,22 +368,8 @@ impl Ingestor {
             match mtdesk_extract::extract(body, Some(name), self.limits.clone()).await {
                 Ok(doc) => {
                     let chunks = chunk_document(&doc, &url, Some(&url));
-                    let hash = hex_sha256(
-                        chunks
-                            .iter()
-                            .map(|c| c.text.as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                            .as_bytes(),
-                    );
-                    pages.push(SourcePage {
-                        url,
-                        status: "ok".into(),
-                        detail: Some(format!("{} document", doc.kind.as_str())),
-                        title: doc.title.clone(),
-                        content_hash: Some(hash),
-                        fetched_at: now,
-                    });
+                    let detail = Some(format!("{} document", doc.kind.as_str()));
+                    pages.push(page_read(url, &doc, &chunks, detail, now));
                     drafts.extend(chunks);
                 }
                 Err(e) => pages.push(SourcePage {
@@ -461,6 +428,25 @@ impl Ingestor {
             self.store.extend_job_lease(&job.id, LEASE_MS).await?;
         }
         Ok(())
+    }
+}
+
+/// The record of a page whose text was read: "ok" with a hash of its chunks, or "skipped" without text.
+fn page_read(
+    url: String,
+    doc: &mtdesk_extract::Extracted,
+    chunks: &[ChunkDraft],
+    detail: Option<String>,
+    now: i64,
+) -> SourcePage {
+    let text: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    SourcePage {
+        url,
+        status: if chunks.is_empty() { "skipped" } else { "ok" }.into(),
+        detail,
+        title: doc.title.clone(),
+        content_hash: Some(hex_sha256(text.join("\n").as_bytes())),
+        fetched_at: now,
     }
 }
 

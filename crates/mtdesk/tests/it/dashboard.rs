@@ -2,96 +2,11 @@
 //! tenant isolation and Delete Account.
 
 use crate::helpers::{PASSWORD, TestApp, email};
+use crate::tab::{Page, Tab};
 use mtdesk_storage::catalogue;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
-
-/// A cookie-keeping client that does not follow redirects, like a browser tab we can inspect.
-struct Tab {
-    client: reqwest::Client,
-    base: String,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .collect()
-    }
-
-    /// The value of the first hidden `csrf` input.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\"")
-            .unwrap_or_else(|| panic!("no csrf field in page: {}", self.body));
-        let tag_start = self.body[..at].rfind('<').unwrap_or(0);
-        let tag_end = at + self.body[at..].find('>').unwrap_or(0);
-        let tag = &self.body[tag_start..tag_end];
-        let v = tag.find("value=\"").expect("csrf value") + 7;
-        tag[v..v + tag[v..].find('"').expect("end quote")].to_string()
-    }
-}
 
 impl Tab {
-    fn new(app: &TestApp) -> Self {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        Self {
-            client,
-            base: app.base.clone(),
-        }
-    }
-
-    async fn page(resp: reqwest::Response) -> Page {
-        Page {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            body: resp.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        Self::page(
-            self.client
-                .get(format!("{}{path}", self.base))
-                .send()
-                .await
-                .expect("get"),
-        )
-        .await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Self::page(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .form(form)
-                .send()
-                .await
-                .expect("post"),
-        )
-        .await
-    }
-
     /// GETs `page_path` for its CSRF token, then posts the form with it.
     async fn submit(&self, page_path: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let token = self.get(page_path).await.csrf();

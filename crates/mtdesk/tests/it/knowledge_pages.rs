@@ -3,8 +3,8 @@
 //! embedder, hit testing, tenant isolation. Ingestion runs through `drain_jobs`, never by sleeping.
 
 use crate::helpers::{PASSWORD, TestApp, email};
+use crate::tab::{Page, Tab};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
@@ -13,39 +13,7 @@ const SHIPPING_MD: &str = "# Shipping\n\n## Delivery times\n\nParcels to Norway 
     ## Returns\n\nYou can return unworn shoes within 30 days for a full refund.\n";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01";
 
-/// A cookie-keeping client that does not follow redirects, like a browser tab we can inspect.
-struct Tab {
-    client: reqwest::Client,
-    base: String,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
 impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// The value of the first hidden `csrf` input.
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf\"")
-            .unwrap_or_else(|| panic!("no csrf field in page: {}", self.body));
-        let tag_start = self.body[..at].rfind('<').unwrap_or(0);
-        let tag_end = at + self.body[at..].find('>').unwrap_or(0);
-        let tag = &self.body[tag_start..tag_end];
-        let v = tag.find("value=\"").expect("csrf value") + 7;
-        tag[v..v + tag[v..].find('"').expect("end quote")].to_string()
-    }
-
     /// The `<tr>` (or block) of one source, by its element id.
     fn source_row(&self, source: &str) -> &str {
         let marker = format!("id=\"source-{source}\"");
@@ -64,56 +32,13 @@ impl Page {
 }
 
 impl Tab {
-    fn new(app: &TestApp) -> Self {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        Self {
-            client,
-            base: app.base.clone(),
-        }
-    }
-
-    async fn page(resp: reqwest::Response) -> Page {
-        Page {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            body: resp.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        Self::page(
-            self.client
-                .get(format!("{}{path}", self.base))
-                .send()
-                .await
-                .expect("get"),
-        )
-        .await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Self::page(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .form(form)
-                .send()
-                .await
-                .expect("post"),
-        )
-        .await
-    }
-
     /// The token of this browser's forms (from any signed-in page).
     async fn token(&self) -> String {
         self.get("/chatbots").await.csrf()
     }
 
     /// Posts `fields` with this browser's CSRF token.
-    async fn submit(&self, action: &str, fields: &[(&str, &str)]) -> Page {
+    async fn submit_form(&self, action: &str, fields: &[(&str, &str)]) -> Page {
         let token = self.token().await;
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf", &token));
@@ -172,7 +97,9 @@ impl Tab {
             )
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        let page = tab.submit("/chatbots", &[("name", "Shoe helper")]).await;
+        let page = tab
+            .submit_form("/chatbots", &[("name", "Shoe helper")])
+            .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         let bot = page
             .location()
@@ -284,7 +211,7 @@ async fn uploads_show_progress_become_ready_are_searchable_and_can_be_deleted() 
     let page = tab.get(&retrieval).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("id=\"retrieval-form\""));
-    tab.submit(
+    tab.submit_form(
         &format!("/chatbots/{bot}/qa"),
         &[
             ("question", "How long does delivery to Norway take?"),
@@ -293,7 +220,7 @@ async fn uploads_show_progress_become_ready_are_searchable_and_can_be_deleted() 
     )
     .await;
     let page = tab
-        .submit(
+        .submit_form(
             &retrieval,
             &[
                 ("query", "How long do parcels to Norway take?"),
@@ -325,7 +252,7 @@ async fn uploads_show_progress_become_ready_are_searchable_and_can_be_deleted() 
     assert!(page.body.contains("About four working days."));
     // What was typed stays in the form, and it is escaped.
     let page = tab
-        .submit(
+        .submit_form(
             &retrieval,
             &[("query", "<script>x</script>"), ("mode", "bm25")],
         )
@@ -334,7 +261,7 @@ async fn uploads_show_progress_become_ready_are_searchable_and_can_be_deleted() 
     assert!(!page.body.contains("<script>x</script>"));
     assert!(page.body.contains("&#60;script&#62;x") || page.body.contains("&lt;script&gt;x"));
     let page = tab
-        .submit(&retrieval, &[("query", "  "), ("mode", "hybrid")])
+        .submit_form(&retrieval, &[("query", "  "), ("mode", "hybrid")])
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("id=\"query-error\""), "{}", page.body);
@@ -370,7 +297,7 @@ async fn uploads_show_progress_become_ready_are_searchable_and_can_be_deleted() 
 
     // Delete: gone from the page and from status.json.
     let page = tab
-        .submit(&format!("{knowledge}/{source}/delete"), &[])
+        .submit_form(&format!("{knowledge}/{source}/delete"), &[])
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), format!("{knowledge}?deleted=1"));
@@ -386,7 +313,7 @@ async fn uploads_show_progress_become_ready_are_searchable_and_can_be_deleted() 
     );
     // The deleted file's text is no longer found.
     let page = tab
-        .submit(
+        .submit_form(
             &retrieval,
             &[("query", "parcels Norway PostNord"), ("mode", "bm25")],
         )
@@ -405,7 +332,7 @@ async fn a_website_that_cannot_be_reached_is_shown_failed_with_the_reason() {
 
     // A refused form keeps what was typed and says what is wrong next to the field.
     let page = tab
-        .submit(
+        .submit_form(
             &format!("{knowledge}/url"),
             &[
                 ("url", "http://127.0.0.1:9/"),
@@ -434,7 +361,7 @@ async fn a_website_that_cannot_be_reached_is_shown_failed_with_the_reason() {
     assert!(page.body.contains("value=\"lots\""));
     assert!(page.body.contains("<option value=\"weekly\" selected>"));
     let page = tab
-        .submit(
+        .submit_form(
             &format!("{knowledge}/url"),
             &[
                 ("url", "ftp://example.com/"),
@@ -451,7 +378,7 @@ async fn a_website_that_cannot_be_reached_is_shown_failed_with_the_reason() {
     );
 
     let page = tab
-        .submit(
+        .submit_form(
             &format!("{knowledge}/url"),
             &[
                 ("url", "http://127.0.0.1:9/"),
@@ -480,7 +407,9 @@ async fn a_website_that_cannot_be_reached_is_shown_failed_with_the_reason() {
     assert!(page.body.contains("data-active=\"true\""));
 
     // Re-sync while queued: refused with a reason, nothing changes.
-    let page = tab.submit(&format!("{knowledge}/{source}/sync"), &[]).await;
+    let page = tab
+        .submit_form(&format!("{knowledge}/{source}/sync"), &[])
+        .await;
     assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.body);
     assert!(page.body.contains("already queued or being processed"));
 
@@ -514,7 +443,7 @@ async fn a_website_that_cannot_be_reached_is_shown_failed_with_the_reason() {
     assert_eq!(detail.status, StatusCode::OK);
     assert!(detail.body.contains("Failed") && detail.body.contains("Pages of the last crawl"));
     let page = tab
-        .submit(
+        .submit_form(
             &format!("{knowledge}/{source}/schedule"),
             &[("sync_schedule", "daily"), ("back", "detail")],
         )
@@ -528,7 +457,7 @@ async fn a_website_that_cannot_be_reached_is_shown_failed_with_the_reason() {
         detail.body
     );
     let page = tab
-        .submit(
+        .submit_form(
             &format!("{knowledge}/{source}/schedule"),
             &[("sync_schedule", "hourly")],
         )
@@ -536,7 +465,9 @@ async fn a_website_that_cannot_be_reached_is_shown_failed_with_the_reason() {
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // A failed source can be synced again.
-    let page = tab.submit(&format!("{knowledge}/{source}/sync"), &[]).await;
+    let page = tab
+        .submit_form(&format!("{knowledge}/{source}/sync"), &[])
+        .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(
         tab.status_json(&bot).await["sources"][0]["status"],
@@ -559,7 +490,7 @@ async fn the_embeddings_form_saves_the_choice_and_says_why_vectors_are_off() {
     ));
 
     let page = tab
-        .submit(&action, &[("embedding", "openrouter"), ("model", "")])
+        .submit_form(&action, &[("embedding", "openrouter"), ("model", "")])
         .await;
     assert_eq!(
         page.status,
@@ -578,7 +509,7 @@ async fn the_embeddings_form_saves_the_choice_and_says_why_vectors_are_off() {
     );
 
     let page = tab
-        .submit(&action, &[("embedding", "none"), ("model", "")])
+        .submit_form(&action, &[("embedding", "none"), ("model", "")])
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(
@@ -596,7 +527,7 @@ async fn the_embeddings_form_saves_the_choice_and_says_why_vectors_are_off() {
     assert!(page.body.contains("value=\"none\" checked"));
 
     let page = tab
-        .submit(
+        .submit_form(
             &action,
             &[
                 ("embedding", "openrouter"),
@@ -682,7 +613,7 @@ async fn another_account_gets_404_on_every_knowledge_page_and_action() {
         ),
     ];
     for (path, fields) in &posts {
-        let page = intruder.submit(path, fields).await;
+        let page = intruder.submit_form(path, fields).await;
         assert_eq!(
             page.status,
             StatusCode::NOT_FOUND,

@@ -15,3 +15,4 @@ mod isolation;
 mod knowledge;
 mod knowledge_pages;
 mod ops;
+mod tab;
