@@ -820,17 +820,21 @@ pub async fn schedule(
         Err(resp) => return resp,
     };
     let result = match SyncSchedule::parse(&form.sync_schedule) {
-        Ok(s) => state
-            .store
-            .update_source_schedule(&user.account.id, &bot.id, &source.id, s)
-            .await
-            .map_err(ApiError::from),
+        Ok(s) => {
+            mtdesk_http::knowledge::set_schedule(&state, &user.account.id, &bot.id, &source.id, s)
+                .await
+        }
         Err(e) => Err(e.into()),
     };
     match result {
         Ok(_) => back_to(&bot.id, &source.id, &form.back, "schedule"),
-        Err(e @ ApiError::Validation(_)) => {
-            let message = "Choose manual, daily or weekly re-sync.".to_string();
+        Err(ApiError::Validation(d)) => {
+            let e = ApiError::Validation(d.clone());
+            let message = if d.message.contains("website") {
+                d.message
+            } else {
+                "Choose manual, daily or weekly re-sync.".to_string()
+            };
             if form.back == "detail" {
                 return detail_page(&state, &user, &bot, source, e.status(), Some(message)).await;
             }

@@ -238,16 +238,37 @@ pub async fn delete_chatbot(
     account: &AccountId,
     bot: &ChatbotId,
 ) -> Result<(), ApiError> {
-    let sources = state.store.list_sources(account, bot).await?;
-    state.store.delete_chatbot(account, bot).await?;
-    for s in &sources {
+    let sources = state.store.delete_chatbot(account, bot).await?;
+    for id in &sources {
         state
             .files
-            .delete_source(account, &s.id)
+            .delete_source(account, id)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("removing a source file: {e}")))?;
     }
     state.knowledge.knowledge.forget(bot);
     Ok(())
+}
+
+/// Sets how often a website source is re-synced by itself. Files never change: only `manual`.
+pub async fn set_schedule(
+    state: &AppState,
+    account: &AccountId,
+    bot: &ChatbotId,
+    id: &SourceId,
+    schedule: SyncSchedule,
+) -> Result<Source, ApiError> {
+    let source = state.store.find_source(account, bot, id).await?;
+    if source.kind == SourceKind::File && schedule != SyncSchedule::Manual {
+        return Err(DomainError::invalid(
+            "sync_schedule",
+            "only website sources are re-synced on a schedule (an uploaded file does not change)",
+        )
+        .into());
+    }
+    Ok(state
+        .store
+        .update_source_schedule(account, bot, id, schedule)
+        .await?)
 }
 
 /// Queues a re-sync by hand. 409 when one is already queued or running.

@@ -28,12 +28,20 @@ pub struct ChatbotIndex {
     /// Vectors by the chatbot's current embedder (`model`); `None` when it has none.
     pub vectors: Option<Vectors>,
     pub model: Option<String>,
+    /// The chatbot's embedder choice when the index was built (changing it moves the version, so this is
+    /// current as long as the index is).
+    pub embedding: mtdesk_domain::EmbeddingChoice,
 }
 
 impl ChatbotIndex {
     /// Builds the index from the stored chunks. Only vectors made by `model` are used; chunks without one
     /// (still being re-embedded) are found by the lexical leg only.
-    pub fn build(version: i64, chunks: Vec<IndexChunk>, model: Option<&str>) -> Self {
+    pub fn build(
+        version: i64,
+        chunks: Vec<IndexChunk>,
+        embedding: mtdesk_domain::EmbeddingChoice,
+        model: Option<&str>,
+    ) -> Self {
         let texts: Vec<String> = chunks
             .iter()
             .map(|c| ChunkDraft::indexed_text(&c.title, &c.heading, &c.text))
@@ -71,6 +79,7 @@ impl ChatbotIndex {
             bm25,
             model: vecs.as_ref().map(|_| model.unwrap_or_default().to_string()),
             vectors: vecs,
+            embedding,
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum JobError {
     /// Our side failed; the queue retries the job.
     #[error("{0}")]
     Transient(String),
+    /// The source (or chatbot) was deleted while the job ran: nothing left to do.
+    #[error("the source was deleted")]
+    Gone,
 }
 
 impl From<StorageError> for JobError {
@@ -76,7 +79,7 @@ impl Ingestor {
                         Ok(())
                     }
                     // Deleted while we worked: nothing to do.
-                    Err(JobError::Transient(m)) if m.contains("not found") => Ok(()),
+                    Err(JobError::Gone) => Ok(()),
                     Err(e) => Err(e),
                 }
             }
@@ -111,7 +114,7 @@ impl Ingestor {
             .set_source_progress(id, status, done, total)
             .await
             .map_err(|e| match e {
-                StorageError::NotFound => JobError::Transient("source not found".into()),
+                StorageError::NotFound => JobError::Gone,
                 other => other.into(),
             })?;
         self.store.extend_job_lease(&job.id, LEASE_MS).await?;

@@ -35,6 +35,8 @@ pub const VECTOR_CONFIDENT: f32 = 0.35;
 /// questions carry words like "long" or "get" that no document needs to contain, and the content word
 /// ("refund") is what matters; a question sharing no word is never answered.
 pub const LEXICAL_CONFIDENT: f32 = 0.33;
+/// Longest wait for a question's embedding before searching with the lexical leg alone.
+const QUERY_EMBED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Indexes kept in memory per node; the least recently used goes first.
 const CACHE_CAPACITY: usize = 64;
 
@@ -153,7 +155,12 @@ impl Knowledge {
             .map(|e| e.model_id());
         let chunks = self.store.list_index_chunks(chatbot).await?;
         let index = tokio::task::spawn_blocking(move || {
-            Arc::new(ChatbotIndex::build(version, chunks, model.as_deref()))
+            Arc::new(ChatbotIndex::build(
+                version,
+                chunks,
+                choice,
+                model.as_deref(),
+            ))
         })
         .await
         .map_err(|e| KnowledgeError::Storage(StorageError::Other(anyhow::anyhow!(e))))?;
@@ -227,15 +234,25 @@ impl Knowledge {
         let wanted = mode.unwrap_or(Mode::Hybrid);
         let mut reason = None;
         let mut query_vec = None;
-        if wanted != Mode::Bm25 {
-            let choice = self.store.chatbot_embedding(chatbot).await?;
-            match self.embedders.for_choice(&choice) {
+        if wanted != Mode::Bm25 && !index.docs.is_empty() {
+            match self.embedders.for_choice(&index.embedding) {
                 Ok(e)
                     if index.vectors.is_some() && index.model.as_deref() == Some(&e.model_id()) =>
                 {
-                    query_vec = Some(e.embed_one(query).await?);
+                    // A slow or failing embedding provider must not hold up an answer: past the limit
+                    // the lexical leg answers alone, and says why.
+                    match tokio::time::timeout(QUERY_EMBED_TIMEOUT, e.embed_one(query)).await {
+                        Ok(Ok(v)) => query_vec = Some(v),
+                        Ok(Err(err)) => {
+                            tracing::warn!(error = %err, "query embedding failed; lexical search only");
+                            reason = Some(format!("the question could not be embedded ({err})"));
+                        }
+                        Err(_) => {
+                            tracing::warn!("query embedding timed out; lexical search only");
+                            reason = Some("the embedding provider did not answer in time".into());
+                        }
+                    }
                 }
-                Ok(_) if index.docs.is_empty() => {}
                 Ok(_) => {
                     reason = Some("the chunks have no vectors yet (embedding in progress)".into())
                 }

@@ -28,7 +28,7 @@ pub async fn drain(ingestor: &Ingestor) -> anyhow::Result<usize> {
 
 async fn run_one(ingestor: &Ingestor, job: &mtdesk_storage::Job) -> anyhow::Result<()> {
     match ingestor.run(job).await {
-        Ok(()) => ingestor.store.complete_job(&job.id).await?,
+        Ok(()) | Err(JobError::Gone) => ingestor.store.complete_job(&job.id).await?,
         Err(JobError::Transient(msg)) => {
             tracing::warn!(job.id = %job.id, kind = %job.kind, attempt = job.attempts, error = %msg, "job failed; will retry");
             ingestor
@@ -52,6 +52,22 @@ async fn run_one(ingestor: &Ingestor, job: &mtdesk_storage::Job) -> anyhow::Resu
     Ok(())
 }
 
+/// Jobs whose worker died on their last allowed attempt (their lease ran out) are failed, and their
+/// sources marked failed, instead of being claimed forever (a file that crashes the process every time).
+pub async fn fail_exhausted_jobs(ingestor: &Ingestor) -> anyhow::Result<usize> {
+    let sources = ingestor.store.fail_abandoned_jobs().await?;
+    for s in &sources {
+        ingestor
+            .store
+            .fail_source(
+                &mtdesk_domain::SourceId::from_db(s.clone()),
+                "processing stopped every time it was tried (the server restarted or ran out of memory); try a smaller or different file",
+            )
+            .await?;
+    }
+    Ok(sources.len())
+}
+
 /// Queues re-syncs for sources whose schedule is due. Returns how many.
 pub async fn queue_due_syncs(ingestor: &Ingestor) -> anyhow::Result<usize> {
     let mut n = 0;
@@ -70,8 +86,19 @@ pub async fn queue_due_syncs(ingestor: &Ingestor) -> anyhow::Result<usize> {
 /// The long-running worker of `mtdesk serve`. `wake` is notified when this node queues work, so it starts
 /// at once instead of at the next poll.
 pub async fn run(ingestor: Ingestor, knowledge: Knowledge, wake: Arc<Notify>) {
-    let mut last_housekeeping = tokio::time::Instant::now();
+    let mut last_housekeeping: Option<tokio::time::Instant> = None;
     loop {
+        // Housekeeping first, so a busy queue cannot starve schedules and the sweep of stale indexes.
+        if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING) {
+            last_housekeeping = Some(tokio::time::Instant::now());
+            if let Err(e) = fail_exhausted_jobs(&ingestor).await {
+                tracing::error!(error = %e, "failing abandoned jobs failed");
+            }
+            if let Err(e) = queue_due_syncs(&ingestor).await {
+                tracing::error!(error = %e, "queueing scheduled re-syncs failed");
+            }
+            knowledge.sweep().await;
+        }
         match ingestor.store.claim_job(LEASE_MS).await {
             Ok(Some(job)) => {
                 if let Err(e) = run_one(&ingestor, &job).await {
@@ -82,13 +109,6 @@ pub async fn run(ingestor: Ingestor, knowledge: Knowledge, wake: Arc<Notify>) {
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "claiming a job failed"),
-        }
-        if last_housekeeping.elapsed() >= HOUSEKEEPING {
-            last_housekeeping = tokio::time::Instant::now();
-            if let Err(e) = queue_due_syncs(&ingestor).await {
-                tracing::error!(error = %e, "queueing scheduled re-syncs failed");
-            }
-            knowledge.sweep().await;
         }
         tokio::select! {
             _ = wake.notified() => {}

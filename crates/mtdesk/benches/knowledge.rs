@@ -495,7 +495,12 @@ fn big_index(passages: &[String]) -> anyhow::Result<BigIndex> {
         })
         .collect();
     let t = Instant::now();
-    let index = ChatbotIndex::build(1, chunks, Some(LOCAL_MODEL_ID));
+    let index = ChatbotIndex::build(
+        1,
+        chunks,
+        mtdesk_domain::EmbeddingChoice::Local,
+        Some(LOCAL_MODEL_ID),
+    );
     Ok(BigIndex {
         index,
         build_seconds: t.elapsed().as_secs_f64(),

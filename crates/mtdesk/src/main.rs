@@ -291,6 +291,8 @@ async fn reindex(
             other => anyhow::Error::new(other),
         })?;
     let sources = state.store.list_sources(&bot.account_id, &bot.id).await?;
+    // Note: draining runs whatever jobs are queued on this database, other chatbots' too (they would run
+    // on the server's worker anyway); the report below counts only this chatbot's sources.
     let mut queued = 0;
     for s in &sources {
         if state
@@ -321,8 +323,14 @@ async fn reindex(
         }
     }));
     mtdesk_knowledge::worker::drain(&ingestor).await?;
+    // A running server's worker may hold some of these jobs: wait until none of the sources is active.
+    let mut after = state.store.list_sources(&bot.account_id, &bot.id).await?;
+    while after.iter().any(|s| s.status.is_active()) {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        mtdesk_knowledge::worker::drain(&ingestor).await?;
+        after = state.store.list_sources(&bot.account_id, &bot.id).await?;
+    }
     bar.finish_and_clear();
-    let after = state.store.list_sources(&bot.account_id, &bot.id).await?;
     let failed: Vec<_> = after
         .iter()
         .filter(|s| s.status == mtdesk_domain::SourceStatus::Failed)

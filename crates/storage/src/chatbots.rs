@@ -128,9 +128,46 @@ impl Store {
     }
 
     /// Deletes a chatbot with its Q&A pairs, conversations, messages and answer records, in one transaction.
-    pub async fn delete_chatbot(&self, account: &AccountId, id: &ChatbotId) -> Result<()> {
+    /// Deletes a chatbot and everything it holds, in one transaction. Returns the ids of the knowledge
+    /// sources deleted with it, so the caller removes their files (read in the same transaction: an upload
+    /// racing the deletion cannot be missed).
+    pub async fn delete_chatbot(
+        &self,
+        account: &AccountId,
+        id: &ChatbotId,
+    ) -> Result<Vec<mtdesk_domain::SourceId>> {
         let mut tx = self.pool().begin().await?;
+        // A write first (SQLite's lock), and the chatbot's own row must be the account's.
+        let n = sqlx::query(
+            "UPDATE chatbots SET updated_at = updated_at WHERE id = $1 AND account_id = $2",
+        )
+        .bind(id.as_str())
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Err(StorageError::NotFound);
+        }
+        let sources: Vec<mtdesk_domain::SourceId> =
+            sqlx::query("SELECT id FROM sources WHERE chatbot_id = $1 AND account_id = $2")
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    r.try_get::<String, _>("id")
+                        .map(mtdesk_domain::SourceId::from_db)
+                })
+                .collect::<Result<_, _>>()?;
         for sql in [
+            // Jobs have no foreign key to the chatbot (a failed job would otherwise keep its error text).
+            "DELETE FROM jobs WHERE chatbot_id = $1 AND account_id = $2",
+            "DELETE FROM chunks WHERE chatbot_id = $1 AND account_id = $2",
+            "DELETE FROM source_pages WHERE account_id = $2 AND source_id IN (SELECT id FROM sources WHERE chatbot_id = $1)",
+            "DELETE FROM sources WHERE chatbot_id = $1 AND account_id = $2",
             "DELETE FROM answers WHERE chatbot_id = $1 AND account_id = $2",
             "DELETE FROM messages WHERE account_id = $2 AND conversation_id IN (SELECT id FROM conversations WHERE chatbot_id = $1)",
             "DELETE FROM conversations WHERE chatbot_id = $1 AND account_id = $2",
@@ -153,6 +190,6 @@ impl Store {
             return Err(StorageError::NotFound);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(sources)
     }
 }

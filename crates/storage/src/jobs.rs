@@ -73,9 +73,11 @@ impl Store {
         let sql = format!(
             "UPDATE jobs SET state = 'running', locked_until = $2, attempts = attempts + 1, updated_at = $1
              WHERE id = (SELECT id FROM jobs
-                         WHERE (state = 'queued' AND run_after <= $1) OR (state = 'running' AND locked_until < $1)
+                         WHERE (state = 'queued' AND run_after <= $1)
+                            OR (state = 'running' AND locked_until < $1 AND attempts < max_attempts)
                          ORDER BY run_after, created_at LIMIT 1{lock})
-               AND ((state = 'queued' AND run_after <= $1) OR (state = 'running' AND locked_until < $1))
+               AND ((state = 'queued' AND run_after <= $1)
+                    OR (state = 'running' AND locked_until < $1 AND attempts < max_attempts))
              RETURNING id, kind, account_id, chatbot_id, source_id, attempts, max_attempts"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -135,6 +137,25 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Marks failed the running jobs whose lease ran out on their last allowed attempt; returns their
+    /// source ids (if any), for the caller to mark those sources failed.
+    pub async fn fail_abandoned_jobs(&self) -> Result<Vec<String>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'failed', locked_until = NULL, updated_at = $1,
+                last_error = 'the worker stopped before finishing, on every attempt'
+             WHERE state = 'running' AND locked_until < $1 AND attempts >= max_attempts
+             RETURNING source_id",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<Option<String>, _>("source_id").ok().flatten())
+            .collect())
     }
 
     /// Jobs not yet finished (queued or running).

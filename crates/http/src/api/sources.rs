@@ -288,10 +288,7 @@ pub async fn update(
 ) -> ApiResult<Json<SourceView>> {
     let (bot, sid) = ids(&id, &source_id)?;
     let schedule = SyncSchedule::parse(&body.sync_schedule)?;
-    let s = state
-        .store
-        .update_source_schedule(&account, &bot, &sid, schedule)
-        .await?;
+    let s = knowledge::set_schedule(&state, &account, &bot, &sid, schedule).await?;
     Ok(Json(s.into()))
 }
 

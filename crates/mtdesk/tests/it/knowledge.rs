@@ -674,6 +674,71 @@ async fn an_ingest_interrupted_by_a_crash_resumes_and_completes() {
 }
 
 #[tokio::test]
+async fn a_job_that_kills_its_worker_every_time_ends_failed_not_retried_forever() {
+    let app = TestApp::spawn().await;
+    let (a, bot) = setup(&app, "poison").await;
+    upload(&app, &a.token, &bot, &[("hours.txt", HOURS_TXT.as_bytes())]).await;
+    // Three workers in a row claim it and die (their leases are already over).
+    for _ in 0..3 {
+        assert!(
+            app.state
+                .store
+                .claim_job(-1)
+                .await
+                .expect("claim")
+                .is_some()
+        );
+    }
+    assert!(
+        app.state
+            .store
+            .claim_job(-1)
+            .await
+            .expect("claim")
+            .is_none(),
+        "claimed a 4th time"
+    );
+    assert_eq!(
+        mtdesk_knowledge::worker::fail_exhausted_jobs(&app.ingestor)
+            .await
+            .expect("sweep"),
+        1
+    );
+    let listed = sources(&app, &a.token, &bot).await;
+    assert_eq!(listed[0]["status"], "failed", "{listed:?}");
+    assert!(
+        listed[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("every time"),
+        "{listed:?}"
+    );
+    // The owner can try again.
+    let sid = listed[0]["id"].as_str().expect("id");
+    let (status, _) = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/chatbots/{bot}/sources/{sid}/sync"),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(app.drain_jobs().await, 1);
+    assert_eq!(sources(&app, &a.token, &bot).await[0]["status"], "ready");
+    // A file is never re-synced on a schedule.
+    let (status, body) = app
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/chatbots/{bot}/sources/{sid}"),
+            Some(&a.token),
+            Some(json!({"sync_schedule": "daily"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+#[tokio::test]
 async fn another_account_gets_404_on_every_knowledge_route() {
     let app = TestApp::spawn().await;
     let (a, bot) = setup(&app, "owner").await;
