@@ -18,10 +18,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Texts embedded per call: large enough for the model to batch, small enough for visible progress.
 const EMBED_BATCH: usize = 32;
-/// How long a claimed job stays ours without a sign of life.
-pub const LEASE_MS: i64 = 120_000;
+/// How long a claimed job stays ours without a sign of life. Longer than one embedding call can take with
+/// its retries, so a slow provider does not make another node take the job over; a crashed worker's job
+/// waits this long before it is claimed again.
+pub const LEASE_MS: i64 = 600_000;
 /// Non-HTML documents met while crawling (PDFs…) are kept in memory until the crawl ends, up to this much.
 const CRAWL_DOCS_BUDGET: usize = 64 * 1024 * 1024;
+/// Text kept from one crawl (all pages' chunks); pages beyond it are recorded as skipped.
+const CRAWL_TEXT_BUDGET: usize = 64 * 1024 * 1024;
 
 /// Progress of one source, for a CLI progress bar.
 pub type ProgressHook = Arc<dyn Fn(&SourceId, SourceStatus, i64, i64) + Send + Sync>;
@@ -117,7 +121,7 @@ impl Ingestor {
                 StorageError::NotFound => JobError::Gone,
                 other => other.into(),
             })?;
-        self.store.extend_job_lease(&job.id, LEASE_MS).await?;
+        self.store.extend_job_lease(job, LEASE_MS).await?;
         self.report(id, status, done, total);
         Ok(())
     }
@@ -289,7 +293,7 @@ impl Ingestor {
                 seen.clone(),
                 self.progress.clone(),
             );
-            let job_id = job.id.clone();
+            let job_claim = job.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
@@ -297,7 +301,7 @@ impl Ingestor {
                     let _ = store
                         .set_source_progress(&id, SourceStatus::Extracting, n, total)
                         .await;
-                    let _ = store.extend_job_lease(&job_id, LEASE_MS).await;
+                    let _ = store.extend_job_lease(&job_claim, LEASE_MS).await;
                     if let Some(h) = &hook {
                         h(&id, SourceStatus::Extracting, n, total);
                     }
@@ -308,6 +312,7 @@ impl Ingestor {
         let mut drafts: Vec<ChunkDraft> = Vec::new();
         let mut docs: Vec<(String, Option<String>, Vec<u8>)> = Vec::new();
         let mut docs_bytes = 0usize;
+        let mut text_bytes = 0usize;
         let result = crawler
             .crawl(&start, |event| {
                 seen.fetch_add(1, Ordering::Relaxed);
@@ -320,13 +325,25 @@ impl Ingestor {
                             .clone()
                             .unwrap_or_default()
                             .to_ascii_lowercase();
-                        if ct.contains("html") || ct.is_empty() && looks_like_html(&page.body) {
+                        let is_html =
+                            ct.contains("html") || ct.is_empty() && looks_like_html(&page.body);
+                        if is_html && text_bytes > CRAWL_TEXT_BUDGET {
+                            pages.push(SourcePage {
+                                url,
+                                status: "skipped".into(),
+                                detail: Some("the site's text exceeds what one source may hold; split it into several sources".into()),
+                                title: None,
+                                content_hash: None,
+                                fetched_at: now,
+                            });
+                        } else if is_html {
                             let html = mtdesk_extract::decode_text(&page.body);
                             let doc = mtdesk_extract::html_to_document(&html);
                             let chunks = chunk_document(&doc, &url, Some(&url));
                             let detail =
                                 chunks.is_empty().then(|| "no text on the page".to_string());
                             pages.push(page_read(url, &doc, &chunks, detail, now));
+                            text_bytes += chunks.iter().map(|c| c.text.len()).sum::<usize>();
                             drafts.extend(chunks);
                         } else if docs_bytes + page.body.len() <= CRAWL_DOCS_BUDGET {
                             docs_bytes += page.body.len();
@@ -428,7 +445,7 @@ impl Ingestor {
             self.store
                 .update_chunk_embeddings(chatbot, &rows, Some(&model))
                 .await?;
-            self.store.extend_job_lease(&job.id, LEASE_MS).await?;
+            self.store.extend_job_lease(job, LEASE_MS).await?;
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ pub async fn drain(ingestor: &Ingestor) -> anyhow::Result<usize> {
 
 async fn run_one(ingestor: &Ingestor, job: &mtdesk_storage::Job) -> anyhow::Result<()> {
     match ingestor.run(job).await {
-        Ok(()) | Err(JobError::Gone) => ingestor.store.complete_job(&job.id).await?,
+        Ok(()) | Err(JobError::Gone) => ingestor.store.complete_job(job).await?,
         Err(JobError::Transient(msg)) => {
             tracing::warn!(job.id = %job.id, kind = %job.kind, attempt = job.attempts, error = %msg, "job failed; will retry");
             ingestor

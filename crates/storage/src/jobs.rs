@@ -11,6 +11,8 @@ use crate::{Backend, Result, Store};
 use mtdesk_domain::{AccountId, JobId, now_ms};
 use sqlx::{Any, Row, Transaction};
 
+/// A claimed job. `attempts` doubles as the claim's token: completing, failing or extending a job
+/// requires it, so a worker that lost its lease cannot touch the job another worker now holds.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: JobId,
@@ -99,20 +101,26 @@ impl Store {
         }))
     }
 
-    /// Extends a running job's lease (long ingests call this as they make progress).
-    pub async fn extend_job_lease(&self, id: &JobId, lease_ms: i64) -> Result<()> {
-        sqlx::query("UPDATE jobs SET locked_until = $2 WHERE id = $1 AND state = 'running'")
-            .bind(id.as_str())
-            .bind(now_ms() + lease_ms)
-            .execute(self.pool())
-            .await?;
+    /// Extends a running job's lease (long ingests call this as they make progress). Only the holder of
+    /// the current claim can: `attempts` is the claim's token (a worker whose lease ran out and whose job
+    /// was claimed again holds an older number).
+    pub async fn extend_job_lease(&self, job: &Job, lease_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET locked_until = $2 WHERE id = $1 AND state = 'running' AND attempts = $3",
+        )
+        .bind(job.id.as_str())
+        .bind(now_ms() + lease_ms)
+        .bind(job.attempts)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
-    /// The job is done: it is removed.
-    pub async fn complete_job(&self, id: &JobId) -> Result<()> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(id.as_str())
+    /// The job is done: it is removed — by the holder of the current claim only.
+    pub async fn complete_job(&self, job: &Job) -> Result<()> {
+        sqlx::query("DELETE FROM jobs WHERE id = $1 AND attempts = $2")
+            .bind(job.id.as_str())
+            .bind(job.attempts)
             .execute(self.pool())
             .await?;
         Ok(())
@@ -127,13 +135,15 @@ impl Store {
             ("failed", now)
         };
         sqlx::query(
-            "UPDATE jobs SET state = $2, run_after = $3, locked_until = NULL, last_error = $4, updated_at = $5 WHERE id = $1",
+            "UPDATE jobs SET state = $2, run_after = $3, locked_until = NULL, last_error = $4, updated_at = $5
+             WHERE id = $1 AND attempts = $6",
         )
         .bind(job.id.as_str())
         .bind(state)
         .bind(run_after)
         .bind(error)
         .bind(now)
+        .bind(job.attempts)
         .execute(self.pool())
         .await?;
         Ok(())
