@@ -298,9 +298,13 @@ impl Ingestor {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
                     let n = seen.load(Ordering::Relaxed);
-                    let _ = store
+                    // The source was deleted: stop, which ends the crawl (see below).
+                    if let Err(StorageError::NotFound) = store
                         .set_source_progress(&id, SourceStatus::Extracting, n, total)
-                        .await;
+                        .await
+                    {
+                        return;
+                    }
                     let _ = store.extend_job_lease(&job_claim, LEASE_MS).await;
                     if let Some(h) = &hook {
                         h(&id, SourceStatus::Extracting, n, total);
@@ -313,8 +317,7 @@ impl Ingestor {
         let mut docs: Vec<(String, Option<String>, Vec<u8>)> = Vec::new();
         let mut docs_bytes = 0usize;
         let mut text_bytes = 0usize;
-        let result = crawler
-            .crawl(&start, |event| {
+        let crawl = crawler.crawl(&start, |event| {
                 seen.fetch_add(1, Ordering::Relaxed);
                 let now = now_ms();
                 match event {
@@ -376,8 +379,13 @@ impl Ingestor {
                         fetched_at: now,
                     }),
                 }
-            })
-            .await;
+            });
+        let mut ticker = ticker;
+        // A deleted source stops its crawl: the ticker ends when the source row is gone.
+        let result = tokio::select! {
+            r = crawl => r,
+            _ = &mut ticker => return Err(JobError::Gone),
+        };
         ticker.abort();
         if let Err(e) = result {
             return Ok(Err(e.to_string()));

@@ -102,6 +102,9 @@ pub struct Knowledge {
     store: Store,
     embedders: Embedders,
     cache: Arc<Mutex<HashMap<ChatbotId, Cached>>>,
+    /// Moves on every `forget`: an index whose build started before it is not cached (it may hold text
+    /// deleted meanwhile).
+    forgotten: Arc<std::sync::atomic::AtomicU64>,
     alpha: f32,
 }
 
@@ -111,6 +114,7 @@ impl Knowledge {
             store,
             embedders,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            forgotten: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             alpha: DEFAULT_ALPHA,
         }
     }
@@ -131,6 +135,9 @@ impl Knowledge {
 
     /// The chatbot's current index, rebuilt from the database when its version moved.
     pub async fn index(&self, chatbot: &ChatbotId) -> Result<Arc<ChatbotIndex>, KnowledgeError> {
+        // Read before anything of the chatbot is: a `forget` after this point keeps the result out of the
+        // cache.
+        let generation = self.forgotten.load(std::sync::atomic::Ordering::SeqCst);
         let version = match self.store.knowledge_version(chatbot).await {
             Ok(v) => v,
             Err(e) => {
@@ -164,7 +171,9 @@ impl Knowledge {
         })
         .await
         .map_err(|e| KnowledgeError::Storage(StorageError::Other(anyhow::anyhow!(e))))?;
-        if let Ok(mut cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.cache.lock()
+            && self.forgotten.load(std::sync::atomic::Ordering::SeqCst) == generation
+        {
             if cache.len() >= CACHE_CAPACITY
                 && let Some(oldest) = cache
                     .iter()
@@ -187,6 +196,8 @@ impl Knowledge {
     /// Drops a chatbot's cached index (its data was deleted).
     pub fn forget(&self, chatbot: &ChatbotId) {
         if let Ok(mut cache) = self.cache.lock() {
+            self.forgotten
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             cache.remove(chatbot);
         }
     }

@@ -193,9 +193,13 @@ async fn a_qa_pair_that_matches_well_wins_over_document_passages() {
 #[derive(Clone, Default)]
 struct Site {
     pages: Arc<Mutex<HashMap<String, String>>>,
+    /// Requests served, to show a crawl stopped.
+    served: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 async fn site_page(State(site): State<Site>, Path(path): Path<String>) -> Response {
+    site.served
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let pages = site.pages.lock().expect("lock");
     match pages.get(&path) {
         Some(body) if path == "robots.txt" => body.clone().into_response(),
@@ -1019,4 +1023,65 @@ async fn sqlx_set_due(app: &TestApp, sid: &str) {
         .set_next_sync_at(&id, 1)
         .await
         .expect("update");
+}
+
+#[tokio::test]
+async fn deleting_a_website_source_stops_its_crawl() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_ALLOW_PRIVATE_URLS".into(), "1".into());
+        v.insert("MTDESK_CRAWL_DELAY_MS".into(), "200".into());
+    })
+    .await;
+    let (a, bot) = setup(&app, "stopcrawl").await;
+    let (site, url) = start_site().await;
+    {
+        let mut p = site.pages.lock().expect("lock");
+        let links: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = links.iter().map(String::as_str).collect();
+        p.insert("index".into(), page("Welcome", "Many pages.", &refs));
+        for l in &links {
+            p.insert(l.clone(), page(l, "Some text about teapots.", &[]));
+        }
+    }
+    let (_, source) = app
+        .post(
+            &format!("/api/v1/chatbots/{bot}/sources"),
+            &a.token,
+            json!({"url": url, "max_pages": 41, "max_depth": 1}),
+        )
+        .await;
+    let sid = source["id"].as_str().expect("id").to_string();
+    let ingestor = app.ingestor.clone();
+    let crawl = tokio::spawn(async move { mtdesk_knowledge::worker::drain(&ingestor).await });
+    // Let it start, then delete the source.
+    loop {
+        let (_, s) = app
+            .get(&format!("/api/v1/chatbots/{bot}/sources/{sid}"), &a.token)
+            .await;
+        if s["status"] == "extracting" && s["progress"]["done"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, _) = app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/chatbots/{bot}/sources/{sid}"),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    crawl.await.expect("task").expect("drain");
+    // Stopped well before the 41 pages (200 ms apart), and nothing was stored.
+    let served = site.served.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        served < 30,
+        "the crawl went on after the deletion: {served} requests"
+    );
+    let crawled = sources(&app, &a.token, &bot).await;
+    assert!(crawled.is_empty());
+    let r = retrieval(&app, &a.token, &bot, "teapots", "bm25").await;
+    assert!(r["hits"].as_array().expect("hits").is_empty(), "{r}");
+    assert_eq!(app.state.store.pending_jobs().await.expect("count"), 0);
 }
