@@ -796,16 +796,26 @@ pub async fn sync(
                  failed.",
                 source.name
             );
-            if form.back == "detail" {
-                return detail_page(&state, &user, &bot, source, e.status(), Some(message)).await;
-            }
-            render_with(&state, &user, &bot, e.status(), |page| {
-                page.notice = Some(message)
-            })
-            .await
+            refused(&state, &user, &bot, source, &form.back, e.status(), message).await
         }
         Err(e) => api_error(user.chrome("chatbots"), e),
     }
+}
+
+/// A refused source action, shown on the page it came from (the source's page or the Knowledge tab).
+async fn refused(
+    state: &AppState,
+    user: &User,
+    bot: &Chatbot,
+    source: Source,
+    back: &str,
+    status: StatusCode,
+    message: String,
+) -> Response {
+    if back == "detail" {
+        return detail_page(state, user, bot, source, status, Some(message)).await;
+    }
+    render_with(state, user, bot, status, |page| page.notice = Some(message)).await
 }
 
 /// `POST /chatbots/{id}/knowledge/{source_id}/schedule`: how often a website is crawled again.
@@ -829,18 +839,16 @@ pub async fn schedule(
     match result {
         Ok(_) => back_to(&bot.id, &source.id, &form.back, "schedule"),
         Err(ApiError::Validation(d)) => {
-            let e = ApiError::Validation(d.clone());
-            let message = if d.message.contains("website") {
-                d.message
-            } else {
-                "Choose manual, daily or weekly re-sync.".to_string()
-            };
-            if form.back == "detail" {
-                return detail_page(&state, &user, &bot, source, e.status(), Some(message)).await;
-            }
-            render_with(&state, &user, &bot, e.status(), |page| {
-                page.notice = Some(message)
-            })
+            let message = format!("Re-sync schedule: {}.", d.message);
+            refused(
+                &state,
+                &user,
+                &bot,
+                source,
+                &form.back,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                message,
+            )
             .await
         }
         Err(e) => api_error(user.chrome("chatbots"), e),
