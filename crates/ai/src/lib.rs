@@ -145,8 +145,11 @@ pub struct AnswerRequest<'a> {
     pub message: &'a str,
     /// Continue this conversation (checked to belong to the chatbot), or start a new one.
     pub conversation: Option<ConversationId>,
-    /// `test`, `api`, later `messenger`, `instagram`, `whatsapp`.
+    /// `test`, `api`, `messenger`, `instagram`, `whatsapp`.
     pub channel: &'a str,
+    /// A channel message already stored (its id): it is left out of the history, not stored again, and the
+    /// reply is stored pending delivery (the channel worker sends it).
+    pub inbound: Option<&'a str>,
 }
 
 /// Document passages given to a model at most.
@@ -308,7 +311,8 @@ impl Answerer {
                     .recent_messages(account, &c, HISTORY_MESSAGES)
                     .await?
                     .into_iter()
-                    .map(|m| (m.role, m.content))
+                    .filter(|m| Some(m.id.as_str()) != req.inbound)
+                    .map(|m| (if m.role == "owner" { "assistant".to_string() } else { m.role }, m.content))
                     .collect();
                 (c, history)
             }
@@ -491,6 +495,10 @@ impl Answerer {
             )
             .unwrap_or_else(|_| "[]".into()),
             fallbacks: serde_json::to_string(&fallbacks).unwrap_or_else(|_| "[]".into()),
+            inbound: req.inbound.map(str::to_string),
+            sources: (!sources.is_empty())
+                .then(|| serde_json::to_string(&sources).ok())
+                .flatten(),
         };
         let answer_id = self
             .store

@@ -340,6 +340,7 @@ pub async fn send(
                     message: &message,
                     conversation: conversation.clone(),
                     channel: "test",
+                    inbound: None,
                 },
                 None,
             )

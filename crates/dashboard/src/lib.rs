@@ -14,6 +14,8 @@ mod account;
 mod assets;
 mod chat;
 mod chatbots;
+mod deploy;
+mod inbox;
 mod knowledge;
 mod providers;
 mod qa;
@@ -100,6 +102,19 @@ pub fn router() -> Router<AppState> {
             post(providers::delete),
         )
         .route("/account/providers/{provider}/test", post(providers::test))
+        .route("/deploy", get(deploy::page))
+        .route("/deploy/connect", post(deploy::connect))
+        .route("/deploy/facebook", get(deploy::facebook_start))
+        .route("/deploy/facebook/callback", get(deploy::facebook_callback))
+        .route("/deploy/facebook/pick", post(deploy::facebook_pick))
+        .route("/deploy/{id}/settings", post(deploy::settings))
+        .route("/deploy/{id}/disconnect", post(deploy::disconnect))
+        .route("/inbox", get(inbox::list))
+        .route("/inbox/events", get(inbox::events))
+        .route("/inbox/{id}", get(inbox::conversation))
+        .route("/inbox/{id}/takeover", post(inbox::take_over))
+        .route("/inbox/{id}/handback", post(inbox::hand_back))
+        .route("/inbox/{id}/reply", post(inbox::reply))
         .route("/static/app.css", get(assets::css))
         .route("/static/app.js", get(assets::js))
         // Unknown paths outside /api/v1 (which has its own JSON fallback) get the HTML 404 page.

@@ -410,3 +410,33 @@
     schedule();
   }
 })();
+
+// Inbox and transcript: live updates. The server's SSE stream says when something changed; the page fetches
+// itself and swaps the list (or transcript) in place, so nothing is reloaded and typed replies are kept.
+(function () {
+  "use strict";
+  var live = document.querySelector("[data-live]");
+  if (!live || !window.EventSource) { return; }
+  var targetId = live.getAttribute("data-live-target");
+  var busy = false;
+  function refresh() {
+    if (busy) { return; }
+    busy = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.getElementById(targetId);
+        var current = document.getElementById(targetId);
+        if (fresh && current) {
+          current.innerHTML = fresh.innerHTML;
+          current.setAttribute("data-updated", String(Date.now()));
+        }
+      })
+      .catch(function () {})
+      .then(function () { busy = false; });
+  }
+  var source = new EventSource(live.getAttribute("data-live"));
+  source.addEventListener("changed", refresh);
+})();

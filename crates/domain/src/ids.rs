@@ -82,6 +82,10 @@ id_type!(
     /// One job in the database job queue.
     JobId
 );
+id_type!(
+    /// One connected channel: a Facebook Page, an Instagram account or a WhatsApp number.
+    ChannelId
+);
 
 #[cfg(test)]
 mod tests {

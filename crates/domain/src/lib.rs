@@ -6,6 +6,7 @@
 //! a temperature in range. Each rejection is a [`DomainError::Invalid`] naming the field.
 
 pub mod account;
+pub mod channel;
 pub mod chatbot;
 pub mod ids;
 pub mod knowledge;
@@ -14,9 +15,10 @@ pub mod qa;
 pub mod text;
 
 pub use account::{AccountUpdate, Email, NewAccount, Password, PersonName};
+pub use channel::{ChannelKind, ChannelStatus, ConversationMode, Window};
 pub use chatbot::{ChainLink, ChatbotDraft, ChatbotSettings, Provider};
 pub use ids::{
-    AccountId, AnswerId, ChatbotId, ChunkId, ConversationId, JobId, QaPairId, SourceId, TokenId,
+    AccountId, AnswerId, ChannelId, ChatbotId, ChunkId, ConversationId, JobId, QaPairId, SourceId, TokenId,
 };
 pub use knowledge::{CrawlLimits, EmbeddingChoice, SourceKind, SourceStatus, SyncSchedule};
 pub use month::Month;

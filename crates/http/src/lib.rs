@@ -13,6 +13,7 @@ pub mod extract;
 pub mod knowledge;
 pub mod metrics;
 pub mod services;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -67,6 +68,8 @@ pub struct AppState {
     pub answerer: mtdesk_ai::Answerer,
     /// Knowledge sources, retrieval and the ingestion worker's wake-up.
     pub knowledge: knowledge::KnowledgeState,
+    /// Meta channels: webhooks, connect/disconnect, replies, the inbox.
+    pub channels: mtdesk_channels::ChannelService,
     pub config: Arc<WebConfig>,
     pub throttle: Arc<auth::LoginThrottle>,
     pub metrics: Arc<metrics::Metrics>,
@@ -76,18 +79,28 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Must run inside a Tokio runtime (the channel service starts its webhook writer).
     pub fn new(
         store: Store,
         files: FileStore,
         config: WebConfig,
         ai: mtdesk_ai::AiConfig,
         knowledge: knowledge::KnowledgeState,
+        meta: mtdesk_channels::MetaConfig,
     ) -> anyhow::Result<Self> {
         let dummy_hash = config.password.hash_blocking(&auth::random_hex(16))?;
         let sealer = mtdesk_storage::Sealer::new(&config.secret_key, "provider-keys");
+        let answerer = mtdesk_ai::Answerer::new(store.clone(), sealer, ai)
+            .with_knowledge(knowledge.knowledge.clone());
+        let channels = mtdesk_channels::ChannelService::new(
+            store.clone(),
+            &config.secret_key,
+            answerer.clone(),
+            meta,
+        );
         Ok(Self {
-            answerer: mtdesk_ai::Answerer::new(store.clone(), sealer, ai)
-                .with_knowledge(knowledge.knowledge.clone()),
+            answerer,
+            channels,
             knowledge,
             store,
             files,
@@ -111,6 +124,7 @@ pub fn app(state: AppState, pages: Router<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .nest("/api/v1", api::router())
+        .merge(webhooks::router())
         .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             metrics,

@@ -32,6 +32,8 @@ pub struct Metrics {
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<(String, String), Histogram>,
+    /// Meta webhook deliveries by outcome (`accepted`, `rejected`, `malformed`, `store_failed`).
+    webhooks: BTreeMap<&'static str, u64>,
 }
 
 impl Metrics {
@@ -54,10 +56,21 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// Counts one Meta webhook delivery by outcome.
+    pub fn webhook(&self, outcome: &'static str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *inner.webhooks.entry(outcome).or_default() += 1;
+    }
+
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
+        out.push_str("# HELP mtdesk_meta_webhooks_total Meta webhook deliveries by outcome.\n");
+        out.push_str("# TYPE mtdesk_meta_webhooks_total counter\n");
+        for (outcome, n) in &inner.webhooks {
+            let _ = writeln!(out, "mtdesk_meta_webhooks_total{{outcome=\"{outcome}\"}} {n}");
+        }
         out.push_str(
             "# HELP mtdesk_http_requests_total HTTP requests by method, route and status.\n",
         );

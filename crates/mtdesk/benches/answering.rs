@@ -137,6 +137,7 @@ async fn documents(
                     message: q,
                     conversation: None,
                     channel: "api",
+                    inbound: None,
                 },
                 None,
             )
@@ -310,6 +311,7 @@ async fn main() -> anyhow::Result<()> {
                     message: q,
                     conversation: None,
                     channel: "api",
+                    inbound: None,
                 },
                 None,
             )
@@ -350,6 +352,7 @@ async fn main() -> anyhow::Result<()> {
                             message: q,
                             conversation: None,
                             channel: "api",
+                            inbound: None,
                         },
                         None,
                     )

@@ -34,7 +34,7 @@ async fn start(vars: BTreeMap<String, String>) -> anyhow::Result<Server> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let s = state.clone();
     tokio::spawn(async move {
-        let _ = mtdesk::serve(s, None, listener, async {
+        let _ = mtdesk::serve(s, None, 0, listener, async {
             let _ = rx.await;
         })
         .await;

@@ -106,7 +106,30 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let files = FileStore::new(&settings.data_dir);
     let config = web_config(settings, secret);
     let knowledge = knowledge_state(settings, store.clone());
-    AppState::new(store, files, config, ai_config(settings), knowledge)
+    AppState::new(
+        store,
+        files,
+        config,
+        ai_config(settings),
+        knowledge,
+        meta_config(settings),
+    )
+}
+
+/// Meta app settings for the channel service.
+pub fn meta_config(settings: &Settings) -> mtdesk_channels::MetaConfig {
+    let m = &settings.meta;
+    mtdesk_channels::MetaConfig {
+        app_id: m.app_id.clone(),
+        app_secret: m.app_secret.as_ref().map(|s| s.expose().to_string()),
+        verify_token: m.verify_token.as_ref().map(|s| s.expose().to_string()),
+        graph_base: m.graph_api_base.trim_end_matches('/').to_string(),
+        instagram_base: m.instagram_api_base.trim_end_matches('/').to_string(),
+        version: m.graph_api_version.clone(),
+        dialog_base: m.dialog_base.trim_end_matches('/').to_string(),
+        appsecret_proof: m.appsecret_proof,
+        lease_ms: (m.lease_secs * 1000) as i64,
+    }
 }
 
 /// Embedders from settings: the local model (when this build has it and its files are there) and
@@ -243,13 +266,18 @@ pub fn log_knowledge(state: &AppState) {
 }
 
 /// Serves until `shutdown` resolves, with a periodic clean-up of expired sessions and, given an
-/// ingestor, the knowledge worker.
+/// ingestor, the knowledge worker; `channel_workers` channel worker tasks (0 in tests that drain the
+/// queue themselves).
 pub async fn serve(
     state: AppState,
     ingestor: Option<mtdesk_knowledge::ingest::Ingestor>,
+    channel_workers: usize,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let channel_tasks: Vec<_> = (0..channel_workers)
+        .map(|_| tokio::spawn(state.channels.clone().run_worker()))
+        .collect();
     // The background worker (ingestion, scheduled re-syncs). Tests pass `None` and run jobs themselves.
     let worker = ingestor.map(|ingestor| {
         tokio::spawn(mtdesk_knowledge::worker::run(
@@ -278,6 +306,9 @@ pub async fn serve(
     sweeper.abort();
     if let Some(w) = worker {
         w.abort();
+    }
+    for t in channel_tasks {
+        t.abort();
     }
     result
 }

@@ -142,11 +142,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let state = mtdesk::build_state(&settings).await?;
             mtdesk::log_knowledge(&state);
             let ingestor = mtdesk::ingestor(&settings, &state);
+            let workers = settings.meta.workers;
             let listener = tokio::net::TcpListener::bind(settings.bind)
                 .await
                 .with_context(|| format!("binding {} (MTDESK_BIND)", settings.bind))?;
             tracing::info!(address = %settings.bind, "dashboard at {}", settings.public_url);
-            mtdesk::serve(state, Some(ingestor), listener, shutdown_signal()).await
+            mtdesk::serve(
+                state,
+                Some(ingestor),
+                workers,
+                listener,
+                shutdown_signal(),
+            )
+            .await
         }
         Command::Migrate => {
             let store = mtdesk::connect_store(&settings).await?;

@@ -56,6 +56,16 @@ pub struct MetaSettings {
     pub verify_token: Option<Secret>,
     pub graph_api_base: String,
     pub graph_api_version: String,
+    /// `graph.instagram.com` (Instagram Login API, external-apis.md §3).
+    pub instagram_api_base: String,
+    /// Where the Facebook Login dialog is (`https://www.facebook.com`, §5.1).
+    pub dialog_base: String,
+    /// Send `appsecret_proof` with Page-token calls (§2.3), for apps that require it.
+    pub appsecret_proof: bool,
+    /// Channel worker tasks per node (webhook processing and replies).
+    pub workers: usize,
+    /// Seconds a claimed webhook event or reply stays with its worker before another takes it over.
+    pub lease_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +116,11 @@ pub const KNOWN_VARS: &[&str] = &[
     "MTDESK_META_VERIFY_TOKEN",
     "MTDESK_GRAPH_API_BASE",
     "MTDESK_GRAPH_API_VERSION",
+    "MTDESK_INSTAGRAM_API_BASE",
+    "MTDESK_FACEBOOK_DIALOG_BASE",
+    "MTDESK_META_APPSECRET_PROOF",
+    "MTDESK_CHANNEL_WORKERS",
+    "MTDESK_CHANNEL_LEASE_SECS",
     "MTDESK_OPENROUTER_API_KEY",
     "MTDESK_OPENROUTER_BASE_URL",
     "MTDESK_FIREWORKS_API_KEY",
@@ -279,6 +294,15 @@ impl Settings {
             graph_api_version: r
                 .get("MTDESK_GRAPH_API_VERSION")
                 .unwrap_or_else(|| "v25.0".into()),
+            instagram_api_base: r
+                .url("MTDESK_INSTAGRAM_API_BASE", Some("https://graph.instagram.com"))
+                .unwrap_or_default(),
+            dialog_base: r
+                .url("MTDESK_FACEBOOK_DIALOG_BASE", Some("https://www.facebook.com"))
+                .unwrap_or_default(),
+            appsecret_proof: r.flag("MTDESK_META_APPSECRET_PROOF"),
+            workers: r.number("MTDESK_CHANNEL_WORKERS", 4, 1, 64) as usize,
+            lease_secs: r.number("MTDESK_CHANNEL_LEASE_SECS", 120, 1, 3600),
         };
         let providers = PROVIDERS
             .iter()

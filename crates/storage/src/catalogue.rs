@@ -16,6 +16,7 @@ pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
     ("answers", "account_id"),
     ("messages", "account_id"),
     ("conversations", "account_id"),
+    ("channels", "account_id"),
     ("qa_pairs", "account_id"),
     ("chatbots", "account_id"),
     ("provider_keys", "account_id"),
@@ -28,6 +29,9 @@ pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
 pub const SYSTEM_TABLES: &[&str] = &[
     // Schema versions and checksums.
     "_migrations",
+    // Raw Meta webhook bodies between the 200 and their processing (seconds): the owning account is known
+    // only after routing, and each row is deleted once processed or dropped (see storage::channels).
+    "webhook_events",
 ];
 
 /// Tables maintained by the database itself from an [`ACCOUNT_TABLES`] table, cleared by triggers when

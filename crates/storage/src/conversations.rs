@@ -32,6 +32,11 @@ pub struct NewAnswer {
     pub retrieval: String,
     /// JSON: each provider tried before the one that answered, and why it failed.
     pub fallbacks: String,
+    /// The stored inbound channel message this answers (see `Store::record_inbound`): the customer's
+    /// message is not stored again, and the reply is stored on the channel, `pending` delivery.
+    pub inbound: Option<String>,
+    /// JSON: the knowledge the answer used, shown in the transcript.
+    pub sources: Option<String>,
 }
 
 /// A stored answer record.
@@ -176,21 +181,49 @@ impl Store {
         .await?
         .try_get("t")?;
         let now = now_ms().max(last + 1);
-        for (role, content, at) in [
-            ("user", &a.question, now),
-            ("assistant", &a.answer, now + 1),
-        ] {
-            sqlx::query(
-                "INSERT INTO messages (id, account_id, conversation_id, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(account.as_str())
-            .bind(conversation.as_str())
-            .bind(role)
-            .bind(content)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        match &a.inbound {
+            None => {
+                for (role, content, at) in [
+                    ("user", &a.question, now),
+                    ("assistant", &a.answer, now + 1),
+                ] {
+                    sqlx::query(
+                        "INSERT INTO messages (id, account_id, conversation_id, role, content, created_at, sources)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(account.as_str())
+                    .bind(conversation.as_str())
+                    .bind(role)
+                    .bind(content)
+                    .bind(at)
+                    .bind(if role == "assistant" { a.sources.clone() } else { None })
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            Some(inbound) => {
+                sqlx::query(
+                    "INSERT INTO messages (id, account_id, conversation_id, role, content, created_at, channel_id,
+                        reply_to, delivery, sources)
+                     SELECT $1, $2, $3, 'assistant', $4, $5, channel_id, id, 'pending', $6 FROM messages
+                     WHERE id = $7 AND conversation_id = $3",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(account.as_str())
+                .bind(conversation.as_str())
+                .bind(&a.answer)
+                .bind(now + 1)
+                .bind(&a.sources)
+                .bind(inbound)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE conversations SET last_message = $2 WHERE id = $1")
+                    .bind(conversation.as_str())
+                    .bind(a.answer.chars().take(140).collect::<String>())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         let id = AnswerId::new();
         // top_score travels as text and is CAST in SQL: sqlx 0.9's Any driver sends a NULL f64 as a

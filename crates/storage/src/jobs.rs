@@ -22,7 +22,13 @@ pub struct Job {
     pub source_id: Option<String>,
     pub attempts: i64,
     pub max_attempts: i64,
+    /// Kind-specific ids (a channel reply's inbound message id); `{}` for knowledge jobs.
+    pub payload: String,
 }
+
+/// Job kinds of the channel worker (replies to Meta messages) start with this; every other kind is the
+/// knowledge worker's. Each worker claims only its own, so a slow crawl never delays a customer's reply.
+pub const CHANNEL_KIND_PREFIX: &str = "channel_";
 
 pub(crate) async fn enqueue_in(
     tx: &mut Transaction<'_, Any>,
@@ -32,17 +38,30 @@ pub(crate) async fn enqueue_in(
     source: Option<&str>,
     run_after: i64,
 ) -> Result<JobId> {
+    enqueue_with_payload(tx, kind, account, chatbot, source, "{}", run_after).await
+}
+
+pub(crate) async fn enqueue_with_payload(
+    tx: &mut Transaction<'_, Any>,
+    kind: &str,
+    account: Option<&AccountId>,
+    chatbot: Option<&str>,
+    source: Option<&str>,
+    payload: &str,
+    run_after: i64,
+) -> Result<JobId> {
     let id = JobId::new();
     let now = now_ms();
     sqlx::query(
         "INSERT INTO jobs (id, kind, account_id, chatbot_id, source_id, payload, state, run_after, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, '{}', 'queued', $6, $7, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $8)",
     )
     .bind(id.as_str())
     .bind(kind)
     .bind(account.map(|a| a.as_str().to_string()))
     .bind(chatbot)
     .bind(source)
+    .bind(payload)
     .bind(run_after)
     .bind(now)
     .execute(&mut **tx)
@@ -65,9 +84,24 @@ impl Store {
         Ok(id)
     }
 
-    /// Claims the next runnable job (queued and due, or running with an expired lease) for `lease_ms`.
+    /// Claims the next runnable knowledge job (queued and due, or running with an expired lease) for
+    /// `lease_ms`.
     pub async fn claim_job(&self, lease_ms: i64) -> Result<Option<Job>> {
+        self.claim(lease_ms, false).await
+    }
+
+    /// Claims the next runnable channel job (kind starting with [`CHANNEL_KIND_PREFIX`]).
+    pub async fn claim_channel_job(&self, lease_ms: i64) -> Result<Option<Job>> {
+        self.claim(lease_ms, true).await
+    }
+
+    async fn claim(&self, lease_ms: i64, channel: bool) -> Result<Option<Job>> {
         let now = now_ms();
+        let kinds = if channel {
+            "substr(kind, 1, 8) = 'channel_'"
+        } else {
+            "substr(kind, 1, 8) <> 'channel_'"
+        };
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -75,12 +109,12 @@ impl Store {
         let sql = format!(
             "UPDATE jobs SET state = 'running', locked_until = $2, attempts = attempts + 1, updated_at = $1
              WHERE id = (SELECT id FROM jobs
-                         WHERE (state = 'queued' AND run_after <= $1)
-                            OR (state = 'running' AND locked_until < $1 AND attempts < max_attempts)
+                         WHERE {kinds} AND ((state = 'queued' AND run_after <= $1)
+                            OR (state = 'running' AND locked_until < $1 AND attempts < max_attempts))
                          ORDER BY run_after, created_at LIMIT 1{lock})
                AND ((state = 'queued' AND run_after <= $1)
                     OR (state = 'running' AND locked_until < $1 AND attempts < max_attempts))
-             RETURNING id, kind, account_id, chatbot_id, source_id, attempts, max_attempts"
+             RETURNING id, kind, account_id, chatbot_id, source_id, attempts, max_attempts, payload"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
@@ -98,6 +132,7 @@ impl Store {
             source_id: r.try_get("source_id")?,
             attempts: r.try_get("attempts")?,
             max_attempts: r.try_get("max_attempts")?,
+            payload: r.try_get("payload")?,
         }))
     }
 

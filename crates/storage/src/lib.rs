@@ -18,6 +18,7 @@
 
 pub mod accounts;
 pub mod catalogue;
+pub mod channels;
 pub mod chatbots;
 pub mod conversations;
 mod dialect;
@@ -38,6 +39,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection};
 
 pub use accounts::Account;
+pub use channels::{
+    Channel, ChannelUpdate, InboxConversation, NewChannel, NewInbound, NewOutbound, Recorded, ReplyWork,
+    StoredReply, TranscriptMessage, WebhookEvent,
+};
 pub use chatbots::Chatbot;
 pub use conversations::{AnswerRecord, Message, NewAnswer, UnansweredQuestion, UsageRow};
 pub use files::FileStore;

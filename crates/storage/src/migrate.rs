@@ -38,6 +38,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_knowledge.sql"),
         postgres: include_str!("../migrations/postgres/0003_knowledge.sql"),
     },
+    Migration {
+        version: 4,
+        description: "channels",
+        sqlite: include_str!("../migrations/sqlite/0004_channels.sql"),
+        postgres: include_str!("../migrations/postgres/0004_channels.sql"),
+    },
 ];
 
 /// FNV-1a, 64 bit: enough to notice an edited file, no dependency.

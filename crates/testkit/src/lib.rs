@@ -2,6 +2,7 @@
 //! `external-apis.md`, record what they receive, and can be scripted to fail or stall (STYLE.md, Tests).
 
 pub mod fake_llm;
+pub mod fake_meta;
 
 use axum::Router;
 use std::net::SocketAddr;

@@ -169,6 +169,7 @@ pub async fn chat(
                 message: &message,
                 conversation,
                 channel: "api",
+                inbound: None,
             },
             None,
         )
@@ -214,6 +215,7 @@ pub fn stream_answer(
                 message: &message,
                 conversation,
                 channel,
+                inbound: None,
             },
             Some(utx),
         );

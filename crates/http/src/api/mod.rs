@@ -1,8 +1,10 @@
 //! The JSON API under `/api/v1`, documented by `/api/v1/openapi.json` (generated from these handlers).
 
 pub mod account;
+pub mod channels;
 pub mod chat;
 pub mod chatbots;
+pub mod conversations;
 pub mod providers;
 pub mod qa;
 pub mod retrieval;
@@ -36,6 +38,9 @@ use utoipa::{Modify, OpenApi};
         usage::usage,
         sources::list, sources::create, sources::get_one, sources::update, sources::sync, sources::delete,
         retrieval::retrieval_test, retrieval::get_settings, retrieval::put_settings,
+        channels::list, channels::create, channels::get_one, channels::update, channels::delete,
+        conversations::list, conversations::get_one, conversations::take_over, conversations::hand_back,
+        conversations::reply,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -48,6 +53,8 @@ use utoipa::{Modify, OpenApi};
         (name = "providers", description = "LLM providers and your own API keys"),
         (name = "usage", description = "Answers and tokens per month"),
         (name = "knowledge", description = "Knowledge sources (documents, websites), hit testing, embeddings"),
+        (name = "channels", description = "Messenger, Instagram and WhatsApp: connect, pause, disconnect"),
+        (name = "inbox", description = "Conversations, transcripts, take-over and replies as yourself"),
     )
 )]
 pub struct ApiDoc;
@@ -77,6 +84,8 @@ pub fn router() -> Router<AppState> {
         .merge(usage::router())
         .merge(sources::router())
         .merge(retrieval::router())
+        .merge(channels::router())
+        .merge(conversations::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             (

@@ -39,7 +39,7 @@ fn init_logging() {
 }
 
 /// Replaces the database name (last path segment) of a PostgreSQL URL.
-fn with_database(url: &str, db: &str) -> String {
+pub fn with_database(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -142,7 +142,7 @@ impl TestApp {
         let serve_state = state.clone();
         tokio::spawn(async move {
             // No background worker: tests run queued jobs with `drain_jobs`, never by sleeping.
-            let _ = mtdesk::serve(serve_state, None, listener, async {
+            let _ = mtdesk::serve(serve_state, None, 0, listener, async {
                 let _ = rx.await;
             })
             .await;
@@ -235,6 +235,14 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().expect("id").to_string()
+    }
+
+    /// The database this server uses (for a second server on the same database).
+    pub fn database_url(&self) -> String {
+        match &self.pg {
+            Some((admin, name)) => with_database(admin, name),
+            None => format!("sqlite://{}", self.data_dir.join("mtdesk.sqlite").display()),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

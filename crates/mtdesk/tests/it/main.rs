@@ -6,6 +6,7 @@ mod accounts;
 mod answering;
 mod bad_input;
 mod browser;
+mod channels;
 mod chatbots;
 mod cli;
 mod dashboard;

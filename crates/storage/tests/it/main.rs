@@ -487,6 +487,8 @@ async fn conversations_answers_usage_and_keys_round_trip() {
             top_score: score,
             retrieval: "[]".into(),
             fallbacks: "[]".into(),
+            inbound: None,
+            sources: None,
         };
         let first = s
             .record_exchange(&a.id, &bot_a.id, &conv, &record("q1", true, Some(0.9)))
