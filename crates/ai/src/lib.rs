@@ -312,7 +312,16 @@ impl Answerer {
                     .await?
                     .into_iter()
                     .filter(|m| Some(m.id.as_str()) != req.inbound)
-                    .map(|m| (if m.role == "owner" { "assistant".to_string() } else { m.role }, m.content))
+                    .map(|m| {
+                        (
+                            if m.role == "owner" {
+                                "assistant".to_string()
+                            } else {
+                                m.role
+                            },
+                            m.content,
+                        )
+                    })
                     .collect();
                 (c, history)
             }

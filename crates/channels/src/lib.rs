@@ -28,8 +28,8 @@ pub use graph::{
     AccessToken, ErrorClass, GraphClient, GraphConfig, GraphError, MetaUser, PageAccount,
     SendTarget, SentMessage, TokenInfo, classify,
 };
-pub use signature::{SignatureError, appsecret_proof, sign, verify_handshake, verify_signature};
 pub use service::{ChannelError, ChannelService, ConnectRequest, MetaConfig, TEXT_ONLY_REPLY};
+pub use signature::{SignatureError, appsecret_proof, sign, verify_handshake, verify_signature};
 pub use split::{Limit, limit_for, split_message};
 
 use serde::{Deserialize, Serialize};

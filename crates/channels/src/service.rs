@@ -70,7 +70,10 @@ impl std::fmt::Debug for MetaConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetaConfig")
             .field("app_id", &self.app_id)
-            .field("app_secret", &self.app_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "app_secret",
+                &self.app_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field(
                 "verify_token",
                 &self.verify_token.as_ref().map(|_| "<redacted>"),
@@ -263,11 +266,9 @@ impl ChannelService {
         req: ConnectRequest,
     ) -> Result<Channel, ChannelError> {
         let graph = self.graph()?;
-        let token = rules::access_token(&req.access_token)
-            .map_err(ChannelError::Invalid)?;
+        let token = rules::access_token(&req.access_token).map_err(ChannelError::Invalid)?;
         let id = |field: &'static str, v: &Option<String>| -> Result<String, ChannelError> {
-            rules::platform_id(field, v.as_deref().unwrap_or(""))
-                .map_err(ChannelError::Invalid)
+            rules::platform_id(field, v.as_deref().unwrap_or("")).map_err(ChannelError::Invalid)
         };
         // Every id is checked before anything is asked of Meta.
         match req.kind {
@@ -292,9 +293,7 @@ impl ChannelService {
             .find_chatbot(account, &req.chatbot_id)
             .await
             .map_err(|e| match e {
-                StorageError::NotFound => {
-                    invalid("chatbot_id", "no such chatbot")
-                }
+                StorageError::NotFound => invalid("chatbot_id", "no such chatbot"),
                 other => ChannelError::Storage(other),
             })?;
         let upstream = |what: &str, e: GraphError| {
@@ -330,7 +329,10 @@ impl ChannelService {
                     page_id: Some(page_id.clone()),
                     waba_id: None,
                     name,
-                    sealed_token: self.inner.sealer.seal(&token, &token_owner(req.kind, &page_id)),
+                    sealed_token: self
+                        .inner
+                        .sealer
+                        .seal(&token, &token_owner(req.kind, &page_id)),
                     meta_user_id,
                 }
             }
@@ -404,7 +406,10 @@ impl ChannelService {
                     page_id: None,
                     waba_id: Some(waba),
                     name,
-                    sealed_token: self.inner.sealer.seal(&token, &token_owner(req.kind, &phone_id)),
+                    sealed_token: self
+                        .inner
+                        .sealer
+                        .seal(&token, &token_owner(req.kind, &phone_id)),
                     meta_user_id,
                 }
             }
@@ -682,7 +687,12 @@ impl ChannelService {
         }
         // Replies: a few per step, so new events are not starved by a burst of replies.
         for _ in 0..8 {
-            let Some(job) = self.inner.store.claim_channel_job(self.inner.meta.lease()).await? else {
+            let Some(job) = self
+                .inner
+                .store
+                .claim_channel_job(self.inner.meta.lease())
+                .await?
+            else {
                 break;
             };
             n += 1;
@@ -1013,6 +1023,10 @@ impl ChannelService {
                         && let Some(line) = source_line(&answer)
                     {
                         stored.content = format!("{}\n\n{line}", stored.content);
+                        store
+                            .set_reply_content(&stored.id, &stored.content)
+                            .await
+                            .map_err(other)?;
                     }
                     stored
                 }
@@ -1059,7 +1073,8 @@ impl ChannelService {
             }
         };
         let mut first_id: Option<String> = None;
-        let pieces = crate::split_message(&reply.content, crate::limit_for(platform_of(channel.kind)));
+        let pieces =
+            crate::split_message(&reply.content, crate::limit_for(platform_of(channel.kind)));
         for piece in &pieces {
             match graph
                 .send_text(target(channel), &token, &work.contact_id, piece)

@@ -165,10 +165,19 @@ async fn deploy_page(
 }
 
 const FLASHES: &[(&str, &str)] = &[
-    ("connected", "Channel connected. Messages to it are answered by its chatbot from now on."),
-    ("disconnected", "Channel disconnected. Its token, ids and every conversation received through it are deleted."),
+    (
+        "connected",
+        "Channel connected. Messages to it are answered by its chatbot from now on.",
+    ),
+    (
+        "disconnected",
+        "Channel disconnected. Its token, ids and every conversation received through it are deleted.",
+    ),
     ("saved", "Channel settings saved."),
-    ("denied", "Facebook Login was cancelled; nothing was connected."),
+    (
+        "denied",
+        "Facebook Login was cancelled; nothing was connected.",
+    ),
 ];
 
 /// `GET /deploy`.
@@ -176,7 +185,15 @@ pub async fn page(State(state): State<AppState>, user: User, RawQuery(q): RawQue
     let chrome = user
         .chrome("deploy")
         .with_flash(web::flash(q.as_deref(), FLASHES));
-    match deploy_page(&state, &user, chrome, ConnectForm::default(), Errors::none()).await {
+    match deploy_page(
+        &state,
+        &user,
+        chrome,
+        ConnectForm::default(),
+        Errors::none(),
+    )
+    .await
+    {
         Ok(p) => respond(StatusCode::OK, &p),
         Err(e) => api_error(user.chrome("deploy"), e),
     }
@@ -537,7 +554,10 @@ pub async fn facebook_pick(
         .ok()
         .and_then(|json| serde_json::from_str(&json).ok());
     let Some(h) = handoff.filter(|h| h.expires > now_ms()) else {
-        return login_failed(&user, "This choice expired. Start again from the Deploy page.");
+        return login_failed(
+            &user,
+            "This choice expired. Start again from the Deploy page.",
+        );
     };
     let pages = match graph.list_pages(&h.token).await {
         Ok(p) => p,
@@ -546,11 +566,13 @@ pub async fn facebook_pick(
     let Some(page) = pages.into_iter().find(|p| p.id == form.page_id) else {
         return login_failed(&user, "That Page is not among the Pages you manage.");
     };
-    let (Some(kind), Some(chatbot_id)) = (
-        ChannelKind::parse(&h.kind),
-        ChatbotId::parse(&h.chatbot),
-    ) else {
-        return login_failed(&user, "This choice is damaged. Start again from the Deploy page.");
+    let (Some(kind), Some(chatbot_id)) =
+        (ChannelKind::parse(&h.kind), ChatbotId::parse(&h.chatbot))
+    else {
+        return login_failed(
+            &user,
+            "This choice is damaged. Start again from the Deploy page.",
+        );
     };
     let result = state
         .channels

@@ -3,7 +3,9 @@
 //! channel. Live: `GET /inbox/events` is an SSE stream that says when something changed, and the page's
 //! script swaps the list or transcript in place (without JavaScript the page still works on reload).
 
-use crate::web::{self, Chrome, CsrfForm, Errors, User, api_error, has_csrf, page, respond, see_other};
+use crate::web::{
+    self, Chrome, CsrfForm, Errors, User, api_error, has_csrf, page, respond, see_other,
+};
 use askama::Template;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
@@ -251,8 +253,14 @@ pub async fn conversation(
         q.as_deref(),
         &[
             ("sent", "Reply sent."),
-            ("taken", "You took this conversation over: the bot stays silent until you hand it back."),
-            ("returned", "Handed back: the bot answers this conversation again."),
+            (
+                "taken",
+                "You took this conversation over: the bot stays silent until you hand it back.",
+            ),
+            (
+                "returned",
+                "Handed back: the bot answers this conversation again.",
+            ),
         ],
     ));
     match conversation_page(&state, &user, &id, chrome).await {

@@ -168,8 +168,18 @@ mod tests {
         let h = 3600 * 1000;
         let cases = [
             (ChannelKind::Messenger, Some(0), h, Window::Open),
-            (ChannelKind::Messenger, Some(0), 25 * h, Window::HumanAgentOnly),
-            (ChannelKind::Instagram, Some(0), 6 * 24 * h, Window::HumanAgentOnly),
+            (
+                ChannelKind::Messenger,
+                Some(0),
+                25 * h,
+                Window::HumanAgentOnly,
+            ),
+            (
+                ChannelKind::Instagram,
+                Some(0),
+                6 * 24 * h,
+                Window::HumanAgentOnly,
+            ),
             (ChannelKind::Instagram, Some(0), 8 * 24 * h, Window::Closed),
             (ChannelKind::Whatsapp, Some(0), 23 * h, Window::Open),
             (ChannelKind::Whatsapp, Some(0), 25 * h, Window::Closed),
@@ -182,7 +192,10 @@ mod tests {
 
     #[test]
     fn platform_ids_are_digits() {
-        assert_eq!(platform_id("page_id", " 110000000000001 ").ok().as_deref(), Some("110000000000001"));
+        assert_eq!(
+            platform_id("page_id", " 110000000000001 ").ok().as_deref(),
+            Some("110000000000001")
+        );
         for bad in ["", "abc", "12 34", "1/../2", &"9".repeat(33)] {
             assert!(platform_id("page_id", bad).is_err(), "{bad:?}");
         }

@@ -18,7 +18,8 @@ pub use account::{AccountUpdate, Email, NewAccount, Password, PersonName};
 pub use channel::{ChannelKind, ChannelStatus, ConversationMode, Window};
 pub use chatbot::{ChainLink, ChatbotDraft, ChatbotSettings, Provider};
 pub use ids::{
-    AccountId, AnswerId, ChannelId, ChatbotId, ChunkId, ConversationId, JobId, QaPairId, SourceId, TokenId,
+    AccountId, AnswerId, ChannelId, ChatbotId, ChunkId, ConversationId, JobId, QaPairId, SourceId,
+    TokenId,
 };
 pub use knowledge::{CrawlLimits, EmbeddingChoice, SourceKind, SourceStatus, SyncSchedule};
 pub use month::Month;

@@ -238,6 +238,15 @@ pub async fn delete_chatbot(
     account: &AccountId,
     bot: &ChatbotId,
 ) -> Result<(), ApiError> {
+    // A chatbot that answers a channel stays until the channel is moved to another chatbot or
+    // disconnected: deleting it would silently leave customers without answers.
+    let channels = state.store.channels_of_chatbot(account, bot).await?;
+    if !channels.is_empty() {
+        return Err(ApiError::Busy(format!(
+            "this chatbot answers {}; move it to another chatbot or disconnect it on the Deploy page first",
+            channels.join(", ")
+        )));
+    }
     let sources = state.store.delete_chatbot(account, bot).await?;
     for id in &sources {
         state

@@ -69,7 +69,10 @@ impl Metrics {
         out.push_str("# HELP mtdesk_meta_webhooks_total Meta webhook deliveries by outcome.\n");
         out.push_str("# TYPE mtdesk_meta_webhooks_total counter\n");
         for (outcome, n) in &inner.webhooks {
-            let _ = writeln!(out, "mtdesk_meta_webhooks_total{{outcome=\"{outcome}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "mtdesk_meta_webhooks_total{{outcome=\"{outcome}\"}} {n}"
+            );
         }
         out.push_str(
             "# HELP mtdesk_http_requests_total HTTP requests by method, route and status.\n",

@@ -6,12 +6,12 @@
 //! a slow Graph API never delays the acknowledgement.
 
 use crate::AppState;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::de::IgnoredAny;
 
 /// WhatsApp bodies may reach 3 MB (§1.3); a little more is accepted.
@@ -55,7 +55,9 @@ async fn handshake(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
     ) {
         Some(challenge) => plain(StatusCode::OK, challenge),
         None => {
-            tracing::warn!("Meta webhook verification refused (wrong or missing verify token, or not configured)");
+            tracing::warn!(
+                "Meta webhook verification refused (wrong or missing verify token, or not configured)"
+            );
             plain(StatusCode::FORBIDDEN, "verification failed")
         }
     }

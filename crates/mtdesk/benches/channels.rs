@@ -125,7 +125,7 @@ fn wrk(url: &str, script: &std::path::Path) -> WrkResult {
         text.lines()
             .find(|l| l.trim_start().starts_with(prefix))
             .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.trim().split_whitespace().next().map(str::to_string))
+            .and_then(|v| v.split_whitespace().next().map(str::to_string))
             .and_then(|v| v.parse().ok())
     };
     let requests = text
@@ -164,7 +164,11 @@ struct Real {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn real_server(db_url: Option<String>, fake: Option<&FakeMeta>, workers: usize) -> anyhow::Result<Real> {
+async fn real_server(
+    db_url: Option<String>,
+    fake: Option<&FakeMeta>,
+    workers: usize,
+) -> anyhow::Result<Real> {
     let dir = temp_dir();
     let mut vars = BTreeMap::new();
     vars.insert("MTDESK_DATA_DIR".to_string(), dir.display().to_string());
@@ -230,8 +234,14 @@ async fn reply_latency(db_url: Option<String>) -> anyhow::Result<Vec<f64>> {
     let fake = FakeMeta::start(APP_ID, APP_SECRET).await;
     let server = real_server(db_url, Some(&fake), 4).await?;
     let state = &server.state;
-    let new = mtdesk_domain::NewAccount::parse("Bench", "bench@example.com", "Bench Co", "correct horse battery", true)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new = mtdesk_domain::NewAccount::parse(
+        "Bench",
+        "bench@example.com",
+        "Bench Co",
+        "correct horse battery",
+        true,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let account = mtdesk_http::services::sign_up(state, new)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -243,10 +253,18 @@ async fn reply_latency(db_url: Option<String>) -> anyhow::Result<Vec<f64>> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let bot = state.store.insert_chatbot(&account.id, &settings).await?;
     let pairs: Vec<mtdesk_domain::QaPairInput> = (0..200)
-        .map(|i| mtdesk_domain::QaPairInput::parse(&format!("Do you ship to country number {i}?"), &format!("Yes, we ship to country {i} in {} days.", i % 9 + 1)))
+        .map(|i| {
+            mtdesk_domain::QaPairInput::parse(
+                &format!("Do you ship to country number {i}?"),
+                &format!("Yes, we ship to country {i} in {} days.", i % 9 + 1),
+            )
+        })
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    state.store.insert_qa_pairs(&account.id, &bot.id, &pairs).await?;
+    state
+        .store
+        .insert_qa_pairs(&account.id, &bot.id, &pairs)
+        .await?;
     let page_id = "110000000000777";
     let token = "EAAB-bench-page-token";
     fake.add_page(page_id, "Bench Page", token, None);
@@ -276,7 +294,13 @@ async fn reply_latency(db_url: Option<String>) -> anyhow::Result<Vec<f64>> {
     for i in 0..LATENCY_MESSAGES {
         every.tick().await;
         let psid = format!("7{:015}", i);
-        let body = meta::messenger_text(page_id, &psid, &format!("m_lat_{i}"), &format!("Do you ship to country number {}?", i % 200), meta::now_ms());
+        let body = meta::messenger_text(
+            page_id,
+            &psid,
+            &format!("m_lat_{i}"),
+            &format!("Do you ship to country number {}?", i % 200),
+            meta::now_ms(),
+        );
         let sender = sender.clone();
         let started = started.clone();
         tasks.push(tokio::spawn(async move {
@@ -291,12 +315,22 @@ async fn reply_latency(db_url: Option<String>) -> anyhow::Result<Vec<f64>> {
     for t in tasks {
         t.await?;
     }
-    let sends = fake.wait_for_sends(LATENCY_MESSAGES, Duration::from_secs(60)).await;
-    anyhow::ensure!(sends.len() == LATENCY_MESSAGES, "only {} of {LATENCY_MESSAGES} replies arrived", sends.len());
+    let sends = fake
+        .wait_for_sends(LATENCY_MESSAGES, Duration::from_secs(60))
+        .await;
+    anyhow::ensure!(
+        sends.len() == LATENCY_MESSAGES,
+        "only {} of {LATENCY_MESSAGES} replies arrived",
+        sends.len()
+    );
     let started = started.lock().unwrap_or_else(|p| p.into_inner());
     let mut ms: Vec<f64> = sends
         .iter()
-        .filter_map(|s| started.get(&s.recipient).map(|t0| s.at.duration_since(*t0).as_secs_f64() * 1000.0))
+        .filter_map(|s| {
+            started
+                .get(&s.recipient)
+                .map(|t0| s.at.duration_since(*t0).as_secs_f64() * 1000.0)
+        })
         .collect();
     ms.sort_by(f64::total_cmp);
     Ok(ms)
@@ -309,13 +343,21 @@ async fn main() -> anyhow::Result<()> {
     let page_id = "110000000000001";
     let bodies = signed_bodies(page_id, BODIES);
     let script = wrk_script(&dir, &bodies);
-    println!("Meta webhook throughput: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, {BODIES} distinct pre-signed bodies of ~{} bytes", bodies[0].0.len());
+    println!(
+        "Meta webhook throughput: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, {BODIES} distinct pre-signed bodies of ~{} bytes",
+        bodies[0].0.len()
+    );
 
     // (a) the ceiling.
-    let (url, a_task) = serve_router(Router::new().route("/webhooks/meta", post(|| async { "EVENT_RECEIVED" }))).await;
+    let (url, a_task) =
+        serve_router(Router::new().route("/webhooks/meta", post(|| async { "EVENT_RECEIVED" })))
+            .await;
     let a = wrk(&url, &script);
     a_task.abort();
-    println!("(a) plain axum 200:                      {:>9.0} req/s  ({} requests, {} non-2xx) {}", a.rps, a.requests, a.non_2xx, a.errors);
+    println!(
+        "(a) plain axum 200:                      {:>9.0} req/s  ({} requests, {} non-2xx) {}",
+        a.rps, a.requests, a.non_2xx, a.errors
+    );
 
     // (b) signature check and parse, no storage.
     let (url, b_task) = serve_router(Router::new().route(
@@ -331,7 +373,13 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let b = wrk(&url, &script);
     b_task.abort();
-    println!("(b) signature check + parse:             {:>9.0} req/s  = {:.2}× (a)  ({} non-2xx) {}", b.rps, b.rps / a.rps, b.non_2xx, b.errors);
+    println!(
+        "(b) signature check + parse:             {:>9.0} req/s  = {:.2}× (a)  ({} non-2xx) {}",
+        b.rps,
+        b.rps / a.rps,
+        b.non_2xx,
+        b.errors
+    );
 
     // (c) the real server: signature check + durable enqueue (group commit), no workers running so every
     // stored event can be counted afterwards.
@@ -352,7 +400,11 @@ async fn main() -> anyhow::Result<()> {
             c.rps / a.rps,
             acknowledged,
             stored,
-            if (stored as u64) >= acknowledged { "none" } else { "SOME" },
+            if (stored as u64) >= acknowledged {
+                "none"
+            } else {
+                "SOME"
+            },
             c.errors
         );
     }

@@ -147,14 +147,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {} (MTDESK_BIND)", settings.bind))?;
             tracing::info!(address = %settings.bind, "dashboard at {}", settings.public_url);
-            mtdesk::serve(
-                state,
-                Some(ingestor),
-                workers,
-                listener,
-                shutdown_signal(),
-            )
-            .await
+            mtdesk::serve(state, Some(ingestor), workers, listener, shutdown_signal()).await
         }
         Command::Migrate => {
             let store = mtdesk::connect_store(&settings).await?;

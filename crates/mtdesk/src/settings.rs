@@ -295,10 +295,16 @@ impl Settings {
                 .get("MTDESK_GRAPH_API_VERSION")
                 .unwrap_or_else(|| "v25.0".into()),
             instagram_api_base: r
-                .url("MTDESK_INSTAGRAM_API_BASE", Some("https://graph.instagram.com"))
+                .url(
+                    "MTDESK_INSTAGRAM_API_BASE",
+                    Some("https://graph.instagram.com"),
+                )
                 .unwrap_or_default(),
             dialog_base: r
-                .url("MTDESK_FACEBOOK_DIALOG_BASE", Some("https://www.facebook.com"))
+                .url(
+                    "MTDESK_FACEBOOK_DIALOG_BASE",
+                    Some("https://www.facebook.com"),
+                )
                 .unwrap_or_default(),
             appsecret_proof: r.flag("MTDESK_META_APPSECRET_PROOF"),
             workers: r.number("MTDESK_CHANNEL_WORKERS", 4, 1, 64) as usize,

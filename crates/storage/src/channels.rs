@@ -300,9 +300,8 @@ impl Store {
         kind: ChannelKind,
         external_id: &str,
     ) -> Result<Option<Channel>> {
-        let sql = format!(
-            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE kind = $1 AND external_id = $2"
-        );
+        let sql =
+            format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE kind = $1 AND external_id = $2");
         let r = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(kind.as_str())
             .bind(external_id)
@@ -411,13 +410,14 @@ impl Store {
     pub async fn delete_channel(&self, account: &AccountId, id: &ChannelId) -> Result<Channel> {
         let channel = self.find_channel(account, id).await?;
         let mut tx = self.pool().begin().await?;
-        let n = sqlx::query("UPDATE channels SET updated_at = $3 WHERE id = $1 AND account_id = $2")
-            .bind(id.as_str())
-            .bind(account.as_str())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE channels SET updated_at = $3 WHERE id = $1 AND account_id = $2")
+                .bind(id.as_str())
+                .bind(account.as_str())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if n == 0 {
             return Err(StorageError::NotFound);
         }
@@ -437,7 +437,8 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         // Multi-row inserts of at most 100 rows (3 parameters each, far below both databases' limits).
         for part in bodies.chunks(100) {
-            let mut sql = String::from("INSERT INTO webhook_events (id, body, received_at) VALUES ");
+            let mut sql =
+                String::from("INSERT INTO webhook_events (id, body, received_at) VALUES ");
             for i in 0..part.len() {
                 if i > 0 {
                     sql.push_str(", ");
@@ -641,7 +642,9 @@ impl Store {
             conversation_id: ConversationId::from_db(r.try_get("conversation_id")?),
             mode: ConversationMode::parse(&r.try_get::<String, _>("mode")?)
                 .unwrap_or(ConversationMode::Bot),
-            contact_id: r.try_get::<Option<String>, _>("contact_id")?.unwrap_or_default(),
+            contact_id: r
+                .try_get::<Option<String>, _>("contact_id")?
+                .unwrap_or_default(),
             last_inbound_at: r.try_get("last_inbound_at")?,
             channel,
             sealed_token,
@@ -816,17 +819,14 @@ impl Store {
         query: Option<&str>,
         limit: i64,
     ) -> Result<Vec<InboxConversation>> {
-        let pattern = query
-            .map(str::trim)
-            .filter(|q| !q.is_empty())
-            .map(|q| {
-                let escaped = q
-                    .to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                format!("%{escaped}%")
-            });
+        let pattern = query.map(str::trim).filter(|q| !q.is_empty()).map(|q| {
+            let escaped = q
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
         let rows = sqlx::query(
             "SELECT c.id, c.chatbot_id, c.channel_id, c.channel, c.contact_name, c.contact_id, c.mode, c.last_message,
                     c.last_inbound_at, c.updated_at
@@ -958,11 +958,12 @@ impl Store {
         Ok(())
     }
 
-    /// Stores the knowledge an answer used on its message (JSON), for the transcript.
-    pub async fn set_message_sources(&self, message_id: &str, sources_json: &str) -> Result<()> {
-        sqlx::query("UPDATE messages SET sources = $2 WHERE id = $1")
+    /// Replaces a pending reply's text (the channel's "Source:" line is added before sending), so the
+    /// transcript shows exactly what was sent.
+    pub async fn set_reply_content(&self, message_id: &str, content: &str) -> Result<()> {
+        sqlx::query("UPDATE messages SET content = $2 WHERE id = $1 AND delivery = 'pending'")
             .bind(message_id)
-            .bind(sources_json)
+            .bind(content)
             .execute(self.pool())
             .await?;
         Ok(())

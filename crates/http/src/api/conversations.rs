@@ -19,8 +19,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/chatbots/{id}/conversations", get(list))
         .route("/chatbots/{id}/conversations/{cid}", get(get_one))
-        .route("/chatbots/{id}/conversations/{cid}/takeover", post(take_over))
-        .route("/chatbots/{id}/conversations/{cid}/handback", post(hand_back))
+        .route(
+            "/chatbots/{id}/conversations/{cid}/takeover",
+            post(take_over),
+        )
+        .route(
+            "/chatbots/{id}/conversations/{cid}/handback",
+            post(hand_back),
+        )
         .route("/chatbots/{id}/conversations/{cid}/messages", post(reply))
 }
 
@@ -172,7 +178,13 @@ pub async fn list(
     }
     let rows = state
         .store
-        .list_inbox(&account, Some(&bot), channel.as_ref(), q.q.as_deref(), limit)
+        .list_inbox(
+            &account,
+            Some(&bot),
+            channel.as_ref(),
+            q.q.as_deref(),
+            limit,
+        )
         .await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }

@@ -4,7 +4,9 @@
 
 use crate::helpers::{TestAccount, TestApp, email};
 use crate::tab::Tab;
-use mtdesk_testkit::fake_meta::{self as meta, FakeMeta, GraphBehavior, SignatureMode, WebhookSender};
+use mtdesk_testkit::fake_meta::{
+    self as meta, FakeMeta, GraphBehavior, SignatureMode, WebhookSender,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -56,8 +58,7 @@ impl MetaWorld {
     }
 
     pub async fn with(app: TestApp, fake: FakeMeta) -> Self {
-        let sender =
-            WebhookSender::new(&app.url("/webhooks/meta"), APP_SECRET).tracking(&fake);
+        let sender = WebhookSender::new(&app.url("/webhooks/meta"), APP_SECRET).tracking(&fake);
         let account = app.sign_up(&email("meta")).await;
         let bot = app.create_chatbot(&account.token, "Shop bot").await;
         app.add_qa(&account.token, &bot, "Do you ship to Canada?", ANSWER)
@@ -87,9 +88,15 @@ impl MetaWorld {
 
     pub async fn connect(&self, kind: &str) -> Value {
         let body = match kind {
-            "messenger" => json!({"kind": "messenger", "chatbot_id": self.bot, "page_id": self.page_id, "access_token": self.page_token}),
-            "instagram" => json!({"kind": "instagram", "chatbot_id": self.bot, "page_id": self.page_id, "instagram_account_id": self.ig_id, "access_token": self.page_token}),
-            _ => json!({"kind": "whatsapp", "chatbot_id": self.bot, "phone_number_id": self.phone_id, "waba_id": self.waba_id, "access_token": self.wa_token}),
+            "messenger" => {
+                json!({"kind": "messenger", "chatbot_id": self.bot, "page_id": self.page_id, "access_token": self.page_token})
+            }
+            "instagram" => {
+                json!({"kind": "instagram", "chatbot_id": self.bot, "page_id": self.page_id, "instagram_account_id": self.ig_id, "access_token": self.page_token})
+            }
+            _ => {
+                json!({"kind": "whatsapp", "chatbot_id": self.bot, "phone_number_id": self.phone_id, "waba_id": self.waba_id, "access_token": self.wa_token})
+            }
         };
         let (status, v) = self
             .app
@@ -100,7 +107,12 @@ impl MetaWorld {
     }
 
     pub async fn drain(&self) -> usize {
-        self.app.state.channels.drain().await.expect("channel work runs")
+        self.app
+            .state
+            .channels
+            .drain()
+            .await
+            .expect("channel work runs")
     }
 
     pub async fn post(&self, body: &Value) -> StatusCode {
@@ -137,7 +149,14 @@ impl Tab {
     pub async fn sign_in_as(&self, email: &str) {
         let csrf = self.get("/login").await.csrf();
         let page = self
-            .post("/login", &[("email", email), ("password", crate::helpers::PASSWORD), ("csrf", &csrf)])
+            .post(
+                "/login",
+                &[
+                    ("email", email),
+                    ("password", crate::helpers::PASSWORD),
+                    ("csrf", &csrf),
+                ],
+            )
             .await;
         assert!(page.status.is_redirection(), "login failed: {}", page.body);
     }
@@ -188,7 +207,12 @@ async fn a_messenger_message_gets_exactly_one_reply_from_the_knowledge() {
     assert_eq!(w.post(&body).await, StatusCode::OK);
     // Durable before acknowledged: the raw event is in the database before any processing.
     assert_eq!(
-        w.app.state.store.count_webhook_events().await.expect("count"),
+        w.app
+            .state
+            .store
+            .count_webhook_events()
+            .await
+            .expect("count"),
         1
     );
     assert!(w.drain().await >= 2);
@@ -202,7 +226,12 @@ async fn a_messenger_message_gets_exactly_one_reply_from_the_knowledge() {
     assert_eq!(s.text, ANSWER);
     assert_eq!(s.messaging_type.as_deref(), Some("RESPONSE"));
     assert_eq!(
-        w.app.state.store.count_webhook_events().await.expect("count"),
+        w.app
+            .state
+            .store
+            .count_webhook_events()
+            .await
+            .expect("count"),
         0,
         "processed events are deleted"
     );
@@ -221,7 +250,10 @@ async fn a_messenger_message_gets_exactly_one_reply_from_the_knowledge() {
     // The channel shows its last event and reply.
     let (_, ch) = w
         .app
-        .get(&format!("/api/v1/channels/{}", ch["id"].as_str().expect("id")), &w.account.token)
+        .get(
+            &format!("/api/v1/channels/{}", ch["id"].as_str().expect("id")),
+            &w.account.token,
+        )
         .await;
     assert!(ch["last_event_at"].as_i64().is_some());
     assert!(ch["last_reply_at"].as_i64().is_some());
@@ -292,7 +324,15 @@ async fn bad_signatures_are_refused_and_nothing_is_stored() {
     let sig = meta::meta_signature(APP_SECRET.as_bytes(), b"{\"object\":\"page\",\"entry\":[]}");
     let r = w.sender.post_raw(&bytes, SignatureMode::Custom(sig)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(w.app.state.store.count_webhook_events().await.expect("count"), 0);
+    assert_eq!(
+        w.app
+            .state
+            .store
+            .count_webhook_events()
+            .await
+            .expect("count"),
+        0
+    );
     w.drain().await;
     assert!(w.fake.sends().is_empty());
     assert!(w.conversations().await.is_empty());
@@ -317,7 +357,10 @@ async fn without_an_app_secret_every_webhook_is_refused() {
         .post_raw(&bytes, SignatureMode::Custom(empty_key))
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(app.state.store.count_webhook_events().await.expect("count"), 0);
+    assert_eq!(
+        app.state.store.count_webhook_events().await.expect("count"),
+        0
+    );
     // Connecting says why it cannot.
     let acct = app.sign_up(&email("nometa")).await;
     let bot = app.create_chatbot(&acct.token, "Bot").await;
@@ -329,7 +372,12 @@ async fn without_an_app_secret_every_webhook_is_refused() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
-    assert!(v["message"].as_str().unwrap_or("").contains("MTDESK_META_APP_SECRET"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("MTDESK_META_APP_SECRET")
+    );
 }
 
 #[tokio::test]
@@ -340,8 +388,14 @@ async fn echoes_statuses_and_unknown_pages_are_never_answered() {
     let psid = num_id("7");
     // Our own echo (app id ours), a reaction, a read receipt: no reply.
     assert_eq!(
-        w.post(&meta::messenger_echo(&w.page_id, &psid, "m_echo", "Our answer", Some(APP_ID)))
-            .await,
+        w.post(&meta::messenger_echo(
+            &w.page_id,
+            &psid,
+            "m_echo",
+            "Our answer",
+            Some(APP_ID)
+        ))
+        .await,
         StatusCode::OK
     );
     // A message to a Page nobody connected: 200, dropped.
@@ -359,8 +413,14 @@ async fn echoes_statuses_and_unknown_pages_are_never_answered() {
     // WhatsApp: a message is answered; its statuses update the reply and are never answered.
     let wa_id = "15550002222";
     let msg = meta::whatsapp_text(
-        &w.waba_id, &w.phone_id, "15550001111", wa_id, "Ana Test", "wamid.IN1",
-        "Do you ship to Canada?", ts() / 1000,
+        &w.waba_id,
+        &w.phone_id,
+        "15550001111",
+        wa_id,
+        "Ana Test",
+        "wamid.IN1",
+        "Do you ship to Canada?",
+        ts() / 1000,
     );
     assert_eq!(w.post(&msg).await, StatusCode::OK);
     w.drain().await;
@@ -372,7 +432,15 @@ async fn echoes_statuses_and_unknown_pages_are_never_answered() {
     assert_eq!(sends[0].token, w.wa_token);
     let out = sends[0].message_id.clone();
     for status in ["delivered", "sent", "read", "delivered"] {
-        let st = meta::whatsapp_status(&w.waba_id, &w.phone_id, &out, status, wa_id, ts() / 1000, None);
+        let st = meta::whatsapp_status(
+            &w.waba_id,
+            &w.phone_id,
+            &out,
+            status,
+            wa_id,
+            ts() / 1000,
+            None,
+        );
         assert_eq!(w.post(&st).await, StatusCode::OK);
     }
     w.drain().await;
@@ -385,7 +453,10 @@ async fn echoes_statuses_and_unknown_pages_are_never_answered() {
     assert_eq!(wa["contact_name"], "Ana Test");
     let t = w.transcript(wa["id"].as_str().expect("id")).await;
     let reply = &t["messages"][1];
-    assert_eq!(reply["delivery"], "read", "monotonic: read never goes back: {t}");
+    assert_eq!(
+        reply["delivery"], "read",
+        "monotonic: read never goes back: {t}"
+    );
 }
 
 #[tokio::test]
@@ -394,13 +465,21 @@ async fn attachments_are_recorded_and_get_a_polite_text_only_reply() {
     w.connect("messenger").await;
     let psid = num_id("7");
     let body = meta::messenger_attachment(
-        &w.page_id, &psid, "m_img", "image", "https://lookaside.fbsbx.com/img/1",
+        &w.page_id,
+        &psid,
+        "m_img",
+        "image",
+        "https://lookaside.fbsbx.com/img/1",
     );
     assert_eq!(w.post(&body).await, StatusCode::OK);
     w.drain().await;
     let sends = w.fake.sends();
     assert_eq!(sends.len(), 1);
-    assert!(sends[0].text.contains("only read text"), "{}", sends[0].text);
+    assert!(
+        sends[0].text.contains("only read text"),
+        "{}",
+        sends[0].text
+    );
     let t = w
         .transcript(w.conversations().await[0]["id"].as_str().expect("id"))
         .await;
@@ -418,7 +497,13 @@ async fn instagram_messages_are_answered_through_the_page_and_story_mentions_are
     let ch = w.connect("instagram").await;
     assert_eq!(ch["instagram_account_id"], w.ig_id.as_str());
     let igsid = num_id("99");
-    let mention = meta::instagram_story_mention(&w.ig_id, &igsid, "aWdf_m1", "https://lookaside.fbsbx.com/s", ts());
+    let mention = meta::instagram_story_mention(
+        &w.ig_id,
+        &igsid,
+        "aWdf_m1",
+        "https://lookaside.fbsbx.com/s",
+        ts(),
+    );
     assert_eq!(w.post(&mention).await, StatusCode::OK);
     let echo = meta::instagram_echo(&w.ig_id, &igsid, "aWdf_echo", "ours", ts());
     assert_eq!(w.post(&echo).await, StatusCode::OK);
@@ -446,9 +531,15 @@ async fn a_refused_token_marks_the_channel_and_stops_sending() {
     assert_eq!(w.post(&body).await, StatusCode::OK);
     w.drain().await;
     assert!(w.fake.sends().is_empty());
-    let (_, ch) = w.app.get(&format!("/api/v1/channels/{id}"), &w.account.token).await;
+    let (_, ch) = w
+        .app
+        .get(&format!("/api/v1/channels/{id}"), &w.account.token)
+        .await;
     assert_eq!(ch["status"], "needs_reconnect", "{ch}");
-    assert!(ch["last_error"].as_str().unwrap_or("").contains("190"), "{ch}");
+    assert!(
+        ch["last_error"].as_str().unwrap_or("").contains("190"),
+        "{ch}"
+    );
     let requests_before = w.fake.requests().len();
     let body = meta::messenger_text(&w.page_id, &psid, "m_t2", "Do you ship to Canada?", ts());
     assert_eq!(w.post(&body).await, StatusCode::OK);
@@ -472,7 +563,13 @@ async fn transient_graph_errors_are_retried_and_the_window_is_respected() {
     w.connect("messenger").await;
     let psid = num_id("7");
     // Rate limit, then a 5xx, then success: one reply in the end.
-    w.fake.push(GraphBehavior::Error { http_status: 400, code: 613, subcode: None, is_transient: false, retry_after: None });
+    w.fake.push(GraphBehavior::Error {
+        http_status: 400,
+        code: 613,
+        subcode: None,
+        is_transient: false,
+        retry_after: None,
+    });
     w.fake.push(GraphBehavior::Status(500));
     let body = meta::messenger_text(&w.page_id, &psid, "m_r1", "Do you ship to Canada?", ts());
     assert_eq!(w.post(&body).await, StatusCode::OK);
@@ -494,7 +591,12 @@ async fn transient_graph_errors_are_retried_and_the_window_is_respected() {
         .expect("conversation");
     let t = w.transcript(conv["id"].as_str().expect("id")).await;
     assert_eq!(t["messages"][1]["delivery"], "not_sent", "{t}");
-    assert!(t["messages"][1]["note"].as_str().unwrap_or("").contains("24 hours"));
+    assert!(
+        t["messages"][1]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("24 hours")
+    );
 }
 
 #[tokio::test]
@@ -505,9 +607,15 @@ async fn the_owner_takes_over_replies_through_the_channel_and_hands_back() {
     let body = meta::messenger_text(&w.page_id, &psid, "m_h1", "Do you ship to Canada?", ts());
     w.post(&body).await;
     w.drain().await;
-    let conv = w.conversations().await[0]["id"].as_str().expect("id").to_string();
+    let conv = w.conversations().await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let base = format!("/api/v1/chatbots/{}/conversations/{conv}", w.bot);
-    let (status, v) = w.app.post(&format!("{base}/takeover"), &w.account.token, json!({})).await;
+    let (status, v) = w
+        .app
+        .post(&format!("{base}/takeover"), &w.account.token, json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["mode"], "human");
     // The bot stays silent while taken over.
@@ -517,16 +625,30 @@ async fn the_owner_takes_over_replies_through_the_channel_and_hands_back() {
     assert_eq!(w.fake.sends().len(), 1);
     let (status, v) = w
         .app
-        .post(&format!("{base}/messages"), &w.account.token, json!({"text": "Hi, Ann here. Yes we do!"}))
+        .post(
+            &format!("{base}/messages"),
+            &w.account.token,
+            json!({"text": "Hi, Ann here. Yes we do!"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let sends = w.fake.sends();
     assert_eq!(sends.len(), 2);
     assert_eq!(sends[1].text, "Hi, Ann here. Yes we do!");
     assert_eq!(sends[1].recipient, psid);
-    let (status, v) = w.app.post(&format!("{base}/messages"), &w.account.token, json!({"text": "   "})).await;
+    let (status, v) = w
+        .app
+        .post(
+            &format!("{base}/messages"),
+            &w.account.token,
+            json!({"text": "   "}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    let (status, _) = w.app.post(&format!("{base}/handback"), &w.account.token, json!({})).await;
+    let (status, _) = w
+        .app
+        .post(&format!("{base}/handback"), &w.account.token, json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let body = meta::messenger_text(&w.page_id, &psid, "m_h3", "Do you ship to Canada?", ts());
     w.post(&body).await;
@@ -535,12 +657,21 @@ async fn the_owner_takes_over_replies_through_the_channel_and_hands_back() {
     // Search finds the conversation by a word of the owner's reply.
     let (_, found) = w
         .app
-        .get(&format!("/api/v1/chatbots/{}/conversations?q=ann%20here", w.bot), &w.account.token)
+        .get(
+            &format!("/api/v1/chatbots/{}/conversations?q=ann%20here", w.bot),
+            &w.account.token,
+        )
         .await;
     assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
     let (_, none) = w
         .app
-        .get(&format!("/api/v1/chatbots/{}/conversations?q=nothing-like-this", w.bot), &w.account.token)
+        .get(
+            &format!(
+                "/api/v1/chatbots/{}/conversations?q=nothing-like-this",
+                w.bot
+            ),
+            &w.account.token,
+        )
         .await;
     assert_eq!(none.as_array().map(Vec::len), Some(0));
     // The dashboard inbox shows it.
@@ -550,7 +681,11 @@ async fn the_owner_takes_over_replies_through_the_channel_and_hands_back() {
     assert_eq!(inbox.status, StatusCode::OK);
     assert!(inbox.body.contains(&format!("/inbox/{conv}")));
     let page = tab.get(&format!("/inbox/{conv}")).await;
-    assert!(page.body.contains("Hi, Ann here. Yes we do!"), "{}", page.body);
+    assert!(
+        page.body.contains("Hi, Ann here. Yes we do!"),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test]
@@ -560,37 +695,66 @@ async fn disconnecting_deletes_the_channels_meta_data_and_keeps_the_other_channe
     w.connect("whatsapp").await;
     let psid = num_id("7");
     let marker = format!("zqm{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let body = meta::messenger_text(&w.page_id, &psid, "m_gone_1", &format!("Do you ship to Canada? {marker}"), ts());
+    let body = meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_gone_1",
+        &format!("Do you ship to Canada? {marker}"),
+        ts(),
+    );
     w.post(&body).await;
     let wa = meta::whatsapp_text(
-        &w.waba_id, &w.phone_id, "15550001111", "15550003333", "Bo Kept", "wamid.KEEP1",
-        "Do you ship to Canada?", ts() / 1000,
+        &w.waba_id,
+        &w.phone_id,
+        "15550001111",
+        "15550003333",
+        "Bo Kept",
+        "wamid.KEEP1",
+        "Do you ship to Canada?",
+        ts() / 1000,
     );
     w.post(&wa).await;
     w.drain().await;
     assert_eq!(w.fake.sends().len(), 2);
-    let needles = [w.page_id.as_str(), psid.as_str(), "Acme Shoes", marker.as_str(), "m_gone_1"];
+    let needles = [
+        w.page_id.as_str(),
+        psid.as_str(),
+        "Acme Shoes",
+        marker.as_str(),
+        "m_gone_1",
+    ];
     let before = mtdesk_storage::catalogue::find_traces(&w.app.state.store, &needles)
         .await
         .expect("scan");
     assert!(!before.is_empty());
     let (status, _) = w
         .app
-        .api(Method::DELETE, &format!("/api/v1/channels/{}", m["id"].as_str().expect("id")), Some(&w.account.token), None)
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/channels/{}", m["id"].as_str().expect("id")),
+            Some(&w.account.token),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let after = mtdesk_storage::catalogue::find_traces(&w.app.state.store, &needles)
         .await
         .expect("scan");
     assert!(after.is_empty(), "traces left: {after:?}");
-    assert!(!w.fake.subscriptions().contains(&w.page_id), "unsubscribed at Meta");
+    assert!(
+        !w.fake.subscriptions().contains(&w.page_id),
+        "unsubscribed at Meta"
+    );
     // WhatsApp is untouched.
     let (_, list) = w.app.get("/api/v1/channels", &w.account.token).await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["kind"], "whatsapp");
-    let kept = mtdesk_storage::catalogue::find_traces(&w.app.state.store, &["Bo Kept", "15550003333", &w.phone_id])
-        .await
-        .expect("scan");
+    let kept = mtdesk_storage::catalogue::find_traces(
+        &w.app.state.store,
+        &["Bo Kept", "15550003333", &w.phone_id],
+    )
+    .await
+    .expect("scan");
     assert!(kept.iter().any(|t| t.table == "conversations"), "{kept:?}");
     assert!(kept.iter().any(|t| t.table == "channels"), "{kept:?}");
     // A message to the disconnected Page is dropped.
@@ -609,12 +773,36 @@ async fn connecting_checks_ids_and_tokens_at_meta_first() {
     let w = MetaWorld::start().await;
     let t = &w.account.token;
     let cases = [
-        (json!({"kind": "telegram", "chatbot_id": w.bot, "access_token": w.page_token}), StatusCode::UNPROCESSABLE_ENTITY, "kind"),
-        (json!({"kind": "messenger", "chatbot_id": w.bot, "page_id": "abc", "access_token": w.page_token}), StatusCode::UNPROCESSABLE_ENTITY, "page_id"),
-        (json!({"kind": "messenger", "chatbot_id": w.bot, "page_id": w.page_id, "access_token": "x"}), StatusCode::UNPROCESSABLE_ENTITY, "access_token"),
-        (json!({"kind": "messenger", "chatbot_id": w.bot, "page_id": w.page_id, "access_token": "EAAB-not-a-real-token"}), StatusCode::UNPROCESSABLE_ENTITY, "access_token"),
-        (json!({"kind": "whatsapp", "chatbot_id": w.bot, "phone_number_id": w.phone_id, "access_token": w.wa_token}), StatusCode::UNPROCESSABLE_ENTITY, "waba_id"),
-        (json!({"kind": "messenger", "chatbot_id": uuid::Uuid::new_v4().to_string(), "page_id": w.page_id, "access_token": w.page_token}), StatusCode::UNPROCESSABLE_ENTITY, "chatbot_id"),
+        (
+            json!({"kind": "telegram", "chatbot_id": w.bot, "access_token": w.page_token}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "kind",
+        ),
+        (
+            json!({"kind": "messenger", "chatbot_id": w.bot, "page_id": "abc", "access_token": w.page_token}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "page_id",
+        ),
+        (
+            json!({"kind": "messenger", "chatbot_id": w.bot, "page_id": w.page_id, "access_token": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "access_token",
+        ),
+        (
+            json!({"kind": "messenger", "chatbot_id": w.bot, "page_id": w.page_id, "access_token": "EAAB-not-a-real-token"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "access_token",
+        ),
+        (
+            json!({"kind": "whatsapp", "chatbot_id": w.bot, "phone_number_id": w.phone_id, "access_token": w.wa_token}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "waba_id",
+        ),
+        (
+            json!({"kind": "messenger", "chatbot_id": uuid::Uuid::new_v4().to_string(), "page_id": w.page_id, "access_token": w.page_token}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "chatbot_id",
+        ),
     ];
     for (body, want, field) in cases {
         let (status, v) = w.app.post("/api/v1/channels", t, body.clone()).await;
@@ -627,7 +815,10 @@ async fn connecting_checks_ids_and_tokens_at_meta_first() {
         .app
         .post("/api/v1/channels", t, json!({"kind": "messenger", "chatbot_id": w.bot, "page_id": other, "access_token": w.page_token}))
         .await;
-    assert!(status == StatusCode::BAD_GATEWAY || status == StatusCode::UNPROCESSABLE_ENTITY, "{status} {v}");
+    assert!(
+        status == StatusCode::BAD_GATEWAY || status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{status} {v}"
+    );
     let (_, list) = w.app.get("/api/v1/channels", t).await;
     assert_eq!(list.as_array().map(Vec::len), Some(0));
     // Another account cannot take a connected Page.
@@ -649,11 +840,15 @@ async fn facebook_login_connects_a_page_through_the_oauth_flow() {
     let w = MetaWorld::start().await;
     let user_id = num_id("555");
     let user_token = format!("EAAU-{}", uuid::Uuid::new_v4().simple());
-    w.fake.add_user(&user_id, "Ann Lee", &user_token, &[w.page_id.as_str()]);
+    w.fake
+        .add_user(&user_id, "Ann Lee", &user_token, &[w.page_id.as_str()]);
     let tab = Tab::new(&w.app);
     tab.sign_in_as(&w.account.email).await;
     let start = tab
-        .get(&format!("/deploy/facebook?kind=messenger&chatbot_id={}", w.bot))
+        .get(&format!(
+            "/deploy/facebook?kind=messenger&chatbot_id={}",
+            w.bot
+        ))
         .await;
     assert!(start.status.is_redirection(), "{}", start.body);
     let dialog = url::Url::parse(start.location()).expect("dialog url");
@@ -667,23 +862,39 @@ async fn facebook_login_connects_a_page_through_the_oauth_flow() {
     w.fake.issue_code("code-123", &user_id, &redirect_uri);
     // A tampered state is refused.
     let bad = tab
-        .get(&format!("/deploy/facebook/callback?code=code-123&state={}x", &state[..state.len() - 1]))
+        .get(&format!(
+            "/deploy/facebook/callback?code=code-123&state={}x",
+            &state[..state.len() - 1]
+        ))
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let pick = tab
-        .get(&format!("/deploy/facebook/callback?code=code-123&state={state}"))
+        .get(&format!(
+            "/deploy/facebook/callback?code=code-123&state={state}"
+        ))
         .await;
     assert_eq!(pick.status, StatusCode::OK, "{}", pick.body);
     assert!(pick.body.contains("Acme Shoes"));
     let handoff = {
-        let at = pick.body.find("name=\"handoff\" value=\"").expect("handoff") + 22;
+        let at = pick
+            .body
+            .find("name=\"handoff\" value=\"")
+            .expect("handoff")
+            + 22;
         pick.body[at..at + pick.body[at..].find('"').expect("end")].to_string()
     };
-    assert!(!pick.body.contains(&user_token), "the user token is sealed in the page");
+    assert!(
+        !pick.body.contains(&user_token),
+        "the user token is sealed in the page"
+    );
     let done = tab
         .post(
             "/deploy/facebook/pick",
-            &[("csrf", &pick.csrf()), ("handoff", &handoff), ("page_id", &w.page_id)],
+            &[
+                ("csrf", &pick.csrf()),
+                ("handoff", &handoff),
+                ("page_id", &w.page_id),
+            ],
         )
         .await;
     assert_eq!(done.location(), "/deploy?connected=1", "{}", done.body);
@@ -724,7 +935,12 @@ async fn hostile_webhook_bodies_never_cause_a_5xx_or_a_reply() {
     ];
     for b in &bodies {
         let r = w.sender.post_raw(b, SignatureMode::Valid).await;
-        assert!(r.status().is_success(), "{:?} → {}", String::from_utf8_lossy(&b[..b.len().min(40)]), r.status());
+        assert!(
+            r.status().is_success(),
+            "{:?} → {}",
+            String::from_utf8_lossy(&b[..b.len().min(40)]),
+            r.status()
+        );
     }
     // A body over the limit is refused with 413 before anything else.
     let huge = vec![b' '; 5 * 1024 * 1024];
@@ -732,7 +948,15 @@ async fn hostile_webhook_bodies_never_cause_a_5xx_or_a_reply() {
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     w.drain().await;
     assert!(w.fake.sends().is_empty(), "{:?}", w.fake.sends());
-    assert_eq!(w.app.state.store.count_webhook_events().await.expect("count"), 0);
+    assert_eq!(
+        w.app
+            .state
+            .store
+            .count_webhook_events()
+            .await
+            .expect("count"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -747,16 +971,33 @@ async fn the_deploy_page_connects_with_a_token_and_keeps_what_was_typed_on_error
     let bad = tab
         .post(
             "/deploy/connect",
-            &[("csrf", &csrf), ("kind", "whatsapp"), ("chatbot_id", &w.bot), ("phone_number_id", &w.phone_id), ("waba_id", ""), ("access_token", &w.wa_token)],
+            &[
+                ("csrf", &csrf),
+                ("kind", "whatsapp"),
+                ("chatbot_id", &w.bot),
+                ("phone_number_id", &w.phone_id),
+                ("waba_id", ""),
+                ("access_token", &w.wa_token),
+            ],
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.body.contains(&w.phone_id), "what was typed is kept");
-    assert!(!bad.body.contains(&w.wa_token), "the token is never shown again");
+    assert!(
+        !bad.body.contains(&w.wa_token),
+        "the token is never shown again"
+    );
     let ok = tab
         .post(
             "/deploy/connect",
-            &[("csrf", &csrf), ("kind", "whatsapp"), ("chatbot_id", &w.bot), ("phone_number_id", &w.phone_id), ("waba_id", &w.waba_id), ("access_token", &w.wa_token)],
+            &[
+                ("csrf", &csrf),
+                ("kind", "whatsapp"),
+                ("chatbot_id", &w.bot),
+                ("phone_number_id", &w.phone_id),
+                ("waba_id", &w.waba_id),
+                ("access_token", &w.wa_token),
+            ],
         )
         .await;
     assert_eq!(ok.location(), "/deploy?connected=1", "{}", ok.body);
@@ -769,16 +1010,30 @@ async fn the_deploy_page_connects_with_a_token_and_keeps_what_was_typed_on_error
         list[0]["id"].as_str().expect("id").to_string()
     };
     let saved = tab
-        .post(&format!("/deploy/{id}/settings"), &[("csrf", &csrf), ("chatbot_id", &w.bot), ("paused", "on")])
+        .post(
+            &format!("/deploy/{id}/settings"),
+            &[("csrf", &csrf), ("chatbot_id", &w.bot), ("paused", "on")],
+        )
         .await;
     assert_eq!(saved.location(), "/deploy?saved=1");
-    let msg = meta::whatsapp_text(&w.waba_id, &w.phone_id, "15550001111", "15550002222", "Ana", "wamid.P1", "Do you ship to Canada?", ts() / 1000);
+    let msg = meta::whatsapp_text(
+        &w.waba_id,
+        &w.phone_id,
+        "15550001111",
+        "15550002222",
+        "Ana",
+        "wamid.P1",
+        "Do you ship to Canada?",
+        ts() / 1000,
+    );
     w.post(&msg).await;
     w.drain().await;
     assert!(w.fake.sends().is_empty());
     assert_eq!(w.conversations().await.len(), 1);
     // Disconnect from the page.
-    let gone = tab.post(&format!("/deploy/{id}/disconnect"), &[("csrf", &csrf)]).await;
+    let gone = tab
+        .post(&format!("/deploy/{id}/disconnect"), &[("csrf", &csrf)])
+        .await;
     assert_eq!(gone.location(), "/deploy?disconnected=1");
     assert!(w.conversations().await.is_empty());
 }
@@ -804,12 +1059,23 @@ async fn two_servers_on_one_database_answer_each_message_once() {
         .iter()
         .flat_map(|app| (0..2).map(|_| tokio::spawn(app.state.channels.clone().run_worker())))
         .collect();
-    let second_sender = WebhookSender::new(&second.url("/webhooks/meta"), APP_SECRET).tracking(&w.fake);
+    let second_sender =
+        WebhookSender::new(&second.url("/webhooks/meta"), APP_SECRET).tracking(&w.fake);
     const N: usize = 40;
     let mut posts = Vec::new();
     for i in 0..N {
-        let body = meta::messenger_text(&w.page_id, &num_id("7"), &format!("m_burst_{i}"), "Do you ship to Canada?", ts());
-        let sender = if i % 2 == 0 { &w.sender } else { &second_sender };
+        let body = meta::messenger_text(
+            &w.page_id,
+            &num_id("7"),
+            &format!("m_burst_{i}"),
+            "Do you ship to Canada?",
+            ts(),
+        );
+        let sender = if i % 2 == 0 {
+            &w.sender
+        } else {
+            &second_sender
+        };
         posts.push(async move { sender.post(&body).await.status() });
     }
     for s in futures_util::future::join_all(posts).await {
@@ -831,7 +1097,10 @@ async fn two_servers_on_one_database_answer_each_message_once() {
     // A session made on one node works on the other.
     let tab = Tab::new(&w.app);
     tab.sign_in_as(&w.account.email).await;
-    let other = Tab { client: tab.client.clone(), base: second.base.clone() };
+    let other = Tab {
+        client: tab.client.clone(),
+        base: second.base.clone(),
+    };
     let page = other.get("/inbox").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
 }
@@ -858,16 +1127,21 @@ async fn start_server(env: &[(String, String)], base: &str) -> Server {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().expect("spawn mtdesk serve");
+    let mut child = cmd.spawn().expect("spawn mtdesk serve");
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if let Ok(r) = client.get(format!("{base}/healthz")).send().await
             && r.status() == StatusCode::OK
         {
-            return Server { child, base: base.to_string() };
+            return Server {
+                child,
+                base: base.to_string(),
+            };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("mtdesk serve did not come up at {base}");
 }
 
@@ -887,14 +1161,20 @@ async fn a_reply_interrupted_by_kill_9_is_sent_after_the_restart() {
         ("MTDESK_DATABASE_URL", db),
         ("MTDESK_BIND", format!("127.0.0.1:{port}")),
         ("MTDESK_PUBLIC_URL", base.clone()),
-        ("MTDESK_SECRET_KEY", "test-secret-key-0123456789abcdef0123456789".into()),
+        (
+            "MTDESK_SECRET_KEY",
+            "test-secret-key-0123456789abcdef0123456789".into(),
+        ),
         ("MTDESK_ARGON2_MEMORY_KIB", "8192".into()),
         ("MTDESK_ARGON2_ITERATIONS", "1".into()),
         ("MTDESK_META_APP_ID", APP_ID.into()),
         ("MTDESK_META_APP_SECRET", APP_SECRET.into()),
         ("MTDESK_GRAPH_API_BASE", fake.base_url()),
         ("MTDESK_CHANNEL_LEASE_SECS", "2".into()),
-        ("MTDESK_MODEL_DIR", dir.join("no-model").display().to_string()),
+        (
+            "MTDESK_MODEL_DIR",
+            dir.join("no-model").display().to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -921,7 +1201,13 @@ async fn a_reply_interrupted_by_kill_9_is_sent_after_the_restart() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{acct}");
     let token = acct["token"].as_str().expect("token").to_string();
-    let (_, bot) = api(Method::POST, "/api/v1/chatbots", Some(&token), json!({"name": "Bot"})).await;
+    let (_, bot) = api(
+        Method::POST,
+        "/api/v1/chatbots",
+        Some(&token),
+        json!({"name": "Bot"}),
+    )
+    .await;
     let bot = bot["id"].as_str().expect("id").to_string();
     let (status, _) = api(
         Method::POST,
@@ -951,7 +1237,11 @@ async fn a_reply_interrupted_by_kill_9_is_sent_after_the_restart() {
     assert_eq!(sender.post(&body).await.status(), StatusCode::OK);
     let mut stalled = false;
     for _ in 0..200 {
-        if fake.requests().iter().any(|r| r.method == "POST" && r.path.ends_with("/messages")) {
+        if fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/messages"))
+        {
             stalled = true;
             break;
         }
@@ -974,4 +1264,252 @@ async fn a_reply_interrupted_by_kill_9_is_sent_after_the_restart() {
         crate::helpers::drop_postgres(admin, name);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn another_account_cannot_see_or_touch_channels_or_conversations() {
+    let w = MetaWorld::start().await;
+    let ch = w.connect("messenger").await;
+    let ch_id = ch["id"].as_str().expect("id").to_string();
+    let psid = num_id("7");
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_iso",
+        "Do you ship to Canada?",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    let conv = w.conversations().await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let b = w.app.sign_up(&email("intruder")).await;
+    let b_bot = w.app.create_chatbot(&b.token, "B bot").await;
+    let bot = &w.bot;
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/api/v1/channels/{ch_id}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/channels/{ch_id}"),
+            Some(json!({"paused": true})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/channels/{ch_id}"),
+            Some(json!({"chatbot_id": b_bot})),
+        ),
+        (Method::DELETE, format!("/api/v1/channels/{ch_id}"), None),
+        (
+            Method::GET,
+            format!("/api/v1/chatbots/{bot}/conversations"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/chatbots/{bot}/conversations/{conv}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/chatbots/{b_bot}/conversations/{conv}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{bot}/conversations/{conv}/takeover"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{b_bot}/conversations/{conv}/takeover"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{b_bot}/conversations/{conv}/handback"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/chatbots/{b_bot}/conversations/{conv}/messages"),
+            Some(json!({"text": "pwned"})),
+        ),
+    ];
+    for (method, path, body) in routes {
+        let (status, resp) = w.app.api(method.clone(), &path, Some(&b.token), body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {resp}");
+        assert!(
+            !resp.to_string().contains(&psid),
+            "{method} {path} leaked: {resp}"
+        );
+    }
+    // A conversation of B's own chatbot id filter never shows A's.
+    let (_, list) = w
+        .app
+        .get(
+            &format!("/api/v1/chatbots/{b_bot}/conversations?channel_id={ch_id}"),
+            &b.token,
+        )
+        .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    // The dashboard alike.
+    let tab = Tab::new(&w.app);
+    tab.sign_in_as(&b.email).await;
+    assert_eq!(
+        tab.get(&format!("/inbox/{conv}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let inbox = tab.get("/inbox").await;
+    assert!(!inbox.body.contains(&conv));
+    let csrf = inbox.csrf();
+    let r = tab
+        .post(&format!("/deploy/{ch_id}/disconnect"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = tab
+        .post(&format!("/inbox/{conv}/takeover"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A's channel is intact and still answers.
+    let (status, ch) = w
+        .app
+        .get(&format!("/api/v1/channels/{ch_id}"), &w.account.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ch["paused"], false);
+    assert_eq!(ch["chatbot_id"], w.bot.as_str());
+}
+
+#[tokio::test]
+async fn a_chatbot_answering_a_channel_is_not_deleted_until_the_channel_moves() {
+    let w = MetaWorld::start().await;
+    let ch = w.connect("messenger").await;
+    let id = ch["id"].as_str().expect("id");
+    let (status, v) = w
+        .app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/chatbots/{}", w.bot),
+            Some(&w.account.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("Acme Shoes"),
+        "{v}"
+    );
+    // Move the channel (and its conversations) to another chatbot, then the first can go.
+    let other = w.app.create_chatbot(&w.account.token, "Other bot").await;
+    let (status, v) = w
+        .app
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/channels/{id}"),
+            Some(&w.account.token),
+            Some(json!({"chatbot_id": other, "show_sources": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["chatbot_id"], other.as_str());
+    assert_eq!(v["show_sources"], true);
+    let (status, _) = w
+        .app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/chatbots/{}", w.bot),
+            Some(&w.account.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_channel_can_end_answers_from_documents_with_a_source_line() {
+    use mtdesk_testkit::fake_llm::{FakeConfig, FakeLlm};
+    let llm = FakeLlm::start(FakeConfig::new(
+        mtdesk_domain::Provider::Openrouter,
+        Some("sk-or-test-123456"),
+    ))
+    .await;
+    let fake = FakeMeta::start(APP_ID, APP_SECRET).await;
+    let llm_url = llm.base_url();
+    let app = TestApp::spawn_with({
+        let configure = meta_vars(&fake);
+        move |v| {
+            configure(v);
+            v.insert("MTDESK_OPENROUTER_BASE_URL".into(), llm_url);
+            v.insert(
+                "MTDESK_OPENROUTER_API_KEY".into(),
+                "sk-or-test-123456".into(),
+            );
+        }
+    })
+    .await;
+    let w = MetaWorld::with(app, fake).await;
+    let (status, v) = w
+        .app
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/chatbots/{}", w.bot),
+            Some(&w.account.token),
+            Some(json!({"provider": "openrouter", "model": "fake-model"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let doc = "# Returns guide\n\n## Refunds\n\nRefunds are paid back to the original card within 14 days after the parcel reaches our warehouse.\n\n## Exchanges\n\nExchanges for another size are free of charge.\n";
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(doc.as_bytes().to_vec()).file_name("returns.md"),
+    );
+    let resp = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/v1/chatbots/{}/sources", w.bot)))
+        .bearer_auth(&w.account.token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert!(w.app.drain_jobs().await >= 1);
+    let ch = w.connect("messenger").await;
+    let id = ch["id"].as_str().expect("id");
+    let question = "How many days until refunds are paid back to my card?";
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &num_id("7"),
+        "m_src_1",
+        question,
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    let plain = w.fake.sends()[0].text.clone();
+    assert!(!plain.contains("Source:"), "off by default: {plain}");
+    let (status, _) = w
+        .app
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/channels/{id}"),
+            Some(&w.account.token),
+            Some(json!({"show_sources": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &num_id("7"),
+        "m_src_2",
+        question,
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    let with = w.fake.sends()[1].text.clone();
+    assert!(with.starts_with(&plain), "{with}");
+    assert!(with.contains("\n\nSource: Returns guide"), "{with}");
 }
