@@ -448,25 +448,62 @@ impl ChannelService {
         let sealed = self.inner.store.find_channel_secret(id).await?;
         let token = self.token(&channel, &sealed).ok();
         let removed = self.inner.store.delete_channel(account, id).await?;
-        if let (Some(graph), Some(token)) = (&self.inner.graph, token) {
-            let result = match removed.kind {
-                ChannelKind::Messenger | ChannelKind::Instagram => match &removed.page_id {
-                    // Another channel of the same Page (Messenger + Instagram) keeps the subscription.
-                    Some(page) if !self.page_still_used(account, page).await => {
-                        graph.unsubscribe_page(page, &token).await
-                    }
-                    _ => Ok(()),
-                },
-                ChannelKind::Whatsapp => match &removed.waba_id {
-                    Some(waba) => graph.unsubscribe_waba(waba, &token).await,
-                    None => Ok(()),
-                },
+        if let Some(token) = token {
+            // Another channel of the same Page (Messenger + Instagram) keeps the Page's subscription.
+            let page_shared = match &removed.page_id {
+                Some(page) => self.page_still_used(account, page).await,
+                None => false,
             };
-            if let Err(e) = result {
-                tracing::warn!(channel.id = %removed.id, error = %e, "unsubscribing at Meta failed; the channel's data is deleted anyway");
-            }
+            self.unsubscribe(&removed, &token, page_shared).await;
         }
         Ok(removed)
+    }
+
+    /// Unsubscribes the app from every channel of an account at Meta, before the account is deleted
+    /// (the rows go with the account's single deletion transaction). Best effort: failures are logged.
+    pub async fn release_account(&self, account: &AccountId) {
+        let channels = match self.inner.store.list_channels(account).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing channels to unsubscribe failed");
+                return;
+            }
+        };
+        let mut pages_done: Vec<String> = Vec::new();
+        for c in &channels {
+            let Ok(sealed) = self.inner.store.find_channel_secret(&c.id).await else {
+                continue;
+            };
+            let Ok(token) = self.token(c, &sealed) else {
+                continue;
+            };
+            let page_done = c.page_id.as_ref().is_some_and(|p| pages_done.contains(p));
+            self.unsubscribe(c, &token, page_done).await;
+            if let Some(p) = &c.page_id {
+                pages_done.push(p.clone());
+            }
+        }
+    }
+
+    /// Removes the app's webhook subscription for a channel (§5.1 step 6 `DELETE`, §4.2 WABA), unless
+    /// `page_shared` (the Page still serves another channel). Best effort, with the Graph client's timeouts.
+    async fn unsubscribe(&self, channel: &Channel, token: &str, page_shared: bool) {
+        let Some(graph) = &self.inner.graph else {
+            return;
+        };
+        let result = match channel.kind {
+            ChannelKind::Messenger | ChannelKind::Instagram => match &channel.page_id {
+                Some(page) if !page_shared => graph.unsubscribe_page(page, token).await,
+                _ => Ok(()),
+            },
+            ChannelKind::Whatsapp => match &channel.waba_id {
+                Some(waba) => graph.unsubscribe_waba(waba, token).await,
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = result {
+            tracing::warn!(channel.id = %channel.id, error = %e, "unsubscribing at Meta failed; the channel's data is deleted anyway");
+        }
     }
 
     async fn page_still_used(&self, account: &AccountId, page: &str) -> bool {

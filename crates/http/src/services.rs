@@ -140,6 +140,8 @@ pub async fn delete_account(
         .await
         .map_err(|_| DomainError::invalid("password", "is incorrect"))?;
     let bots = state.store.list_chatbots(id).await?;
+    // Meta stops sending this account's channels' messages here (their rows go with the account below).
+    state.channels.release_account(id).await;
     let deleted = state.store.delete_account(id).await?;
     state
         .files

@@ -1513,3 +1513,47 @@ async fn a_channel_can_end_answers_from_documents_with_a_source_line() {
     assert!(with.starts_with(&plain), "{with}");
     assert!(with.contains("\n\nSource: Returns guide"), "{with}");
 }
+
+#[tokio::test]
+async fn deleting_the_account_unsubscribes_its_channels_and_leaves_no_trace() {
+    let w = MetaWorld::start().await;
+    w.connect("messenger").await;
+    w.connect("whatsapp").await;
+    let psid = num_id("7");
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_acct",
+        "Do you ship to Canada?",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    assert!(w.fake.subscriptions().contains(&w.page_id));
+    assert!(w.fake.subscriptions().contains(&w.waba_id));
+    let (status, v) = w
+        .app
+        .api(
+            Method::DELETE,
+            "/api/v1/account",
+            Some(&w.account.token),
+            Some(json!({"password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {v}");
+    assert!(!w.fake.subscriptions().contains(&w.page_id));
+    assert!(!w.fake.subscriptions().contains(&w.waba_id));
+    let traces = mtdesk_storage::catalogue::find_traces(
+        &w.app.state.store,
+        &[
+            w.page_id.as_str(),
+            psid.as_str(),
+            w.phone_id.as_str(),
+            w.waba_id.as_str(),
+            "Acme Shoes",
+        ],
+    )
+    .await
+    .expect("scan");
+    assert!(traces.is_empty(), "{traces:?}");
+}
