@@ -1557,3 +1557,92 @@ async fn deleting_the_account_unsubscribes_its_channels_and_leaves_no_trace() {
     .expect("scan");
     assert!(traces.is_empty(), "{traces:?}");
 }
+
+#[tokio::test]
+async fn a_person_answering_from_the_page_inbox_pauses_the_bot_for_that_conversation() {
+    let w = MetaWorld::start().await;
+    w.connect("messenger").await;
+    let psid = num_id("7");
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_p1",
+        "Do you ship to Canada?",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    assert_eq!(w.fake.sends().len(), 1);
+    // An echo from another app (Meta's Page inbox): a person replied.
+    w.post(&meta::messenger_echo(
+        &w.page_id,
+        &psid,
+        "m_human",
+        "Hi, this is Bo from the shop.",
+        Some("263902037430900"),
+    ))
+    .await;
+    w.drain().await;
+    let conv = &w.conversations().await[0];
+    assert_eq!(conv["mode"], "human", "{conv}");
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_p2",
+        "Do you ship to Canada?",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    assert_eq!(w.fake.sends().len(), 1, "the bot stays silent");
+    let t = w.transcript(conv["id"].as_str().expect("id")).await;
+    assert!(
+        t.to_string().contains("Hi, this is Bo from the shop."),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn long_answers_are_split_at_the_platform_limit_on_sentence_borders() {
+    let w = MetaWorld::start().await;
+    w.connect("messenger").await;
+    let sentence =
+        "Our returns policy gives you thirty days to send back any unworn pair in its box. ";
+    let long = sentence.repeat(40);
+    w.app
+        .add_qa(
+            &w.account.token,
+            &w.bot,
+            "What is your returns policy?",
+            long.trim(),
+        )
+        .await;
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &num_id("7"),
+        "m_long",
+        "What is your returns policy?",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    let sends = w.fake.sends();
+    assert!(sends.len() >= 2, "{}", sends.len());
+    for s in &sends {
+        assert!(s.text.chars().count() <= 2000);
+        assert!(
+            s.text.ends_with('.'),
+            "cut on a sentence border: …{}",
+            &s.text[s.text.len().saturating_sub(30)..]
+        );
+    }
+    let joined: String = sends
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        joined.split_whitespace().collect::<Vec<_>>(),
+        long.split_whitespace().collect::<Vec<_>>()
+    );
+}
