@@ -443,11 +443,11 @@ impl ChannelService {
         &self,
         account: &AccountId,
         id: &ChannelId,
-    ) -> Result<Channel, ChannelError> {
+    ) -> Result<(Channel, Vec<(&'static str, u64)>), ChannelError> {
         let channel = self.inner.store.find_channel(account, id).await?;
         let sealed = self.inner.store.find_channel_secret(id).await?;
         let token = self.token(&channel, &sealed).ok();
-        let removed = self.inner.store.delete_channel(account, id).await?;
+        let (removed, counts) = self.inner.store.delete_channel(account, id).await?;
         if let Some(token) = token {
             // Another channel of the same Page (Messenger + Instagram) keeps the Page's subscription.
             let page_shared = match &removed.page_id {
@@ -456,7 +456,7 @@ impl ChannelService {
             };
             self.unsubscribe(&removed, &token, page_shared).await;
         }
-        Ok(removed)
+        Ok((removed, counts))
     }
 
     /// Unsubscribes the app from every channel of an account at Meta, before the account is deleted

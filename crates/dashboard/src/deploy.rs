@@ -316,7 +316,15 @@ pub async fn disconnect(
     let Some(id) = ChannelId::parse(&id) else {
         return web::not_found(user.chrome("deploy"));
     };
-    match state.channels.disconnect(&user.account.id, &id).await {
+    match state
+        .privacy
+        .delete_channel(
+            &user.account.id,
+            &id,
+            mtdesk_privacy::DeletionPath::Dashboard,
+        )
+        .await
+    {
         Ok(_) => see_other("/deploy?disconnected=1"),
         Err(e) => api_error(user.chrome("deploy"), e.into()),
     }

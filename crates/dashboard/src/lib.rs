@@ -14,6 +14,7 @@ mod account;
 mod assets;
 mod chat;
 mod chatbots;
+mod deletion_status;
 mod deploy;
 mod inbox;
 mod knowledge;
@@ -102,6 +103,7 @@ pub fn router() -> Router<AppState> {
             post(providers::delete),
         )
         .route("/account/providers/{provider}/test", post(providers::test))
+        .route("/data-deletion/{code}", get(deletion_status::status))
         .route("/deploy", get(deploy::page))
         .route("/deploy/connect", post(deploy::connect))
         .route("/deploy/facebook", get(deploy::facebook_start))

@@ -11,6 +11,7 @@ pub mod csv_import;
 pub mod error;
 pub mod extract;
 pub mod knowledge;
+pub mod meta_callbacks;
 pub mod metrics;
 pub mod services;
 pub mod webhooks;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub knowledge: knowledge::KnowledgeState,
     /// Meta channels: webhooks, connect/disconnect, replies, the inbox.
     pub channels: mtdesk_channels::ChannelService,
+    /// The deletion engine (receipts) and Meta's deauthorize / data-deletion callbacks.
+    pub privacy: mtdesk_privacy::Engine,
     pub config: Arc<WebConfig>,
     pub throttle: Arc<auth::LoginThrottle>,
     pub metrics: Arc<metrics::Metrics>,
@@ -98,9 +101,12 @@ impl AppState {
             answerer.clone(),
             meta,
         );
+        let privacy =
+            mtdesk_privacy::Engine::new(store.clone(), channels.clone(), &config.secret_key);
         Ok(Self {
             answerer,
             channels,
+            privacy,
             knowledge,
             store,
             files,
@@ -125,6 +131,7 @@ pub fn app(state: AppState, pages: Router<AppState>) -> Router {
         .route("/metrics", get(render_metrics))
         .nest("/api/v1", api::router())
         .merge(webhooks::router())
+        .merge(meta_callbacks::router())
         .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             metrics,

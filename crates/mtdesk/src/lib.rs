@@ -275,9 +275,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let channel_tasks: Vec<_> = (0..channel_workers)
+    let mut channel_tasks: Vec<_> = (0..channel_workers)
         .map(|_| tokio::spawn(state.channels.clone().run_worker()))
         .collect();
+    if channel_workers > 0 {
+        // Meta data-deletion requests a crash interrupted are finished first thing.
+        let privacy = state.privacy.clone();
+        channel_tasks.push(tokio::spawn(async move {
+            match privacy.resume_pending().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(requests = n, "resumed interrupted data-deletion requests"),
+                Err(e) => tracing::error!(error = %e, "resuming data-deletion requests failed"),
+            }
+        }));
+    }
     // The background worker (ingestion, scheduled re-syncs). Tests pass `None` and run jobs themselves.
     let worker = ingestor.map(|ingestor| {
         tokio::spawn(mtdesk_knowledge::worker::run(

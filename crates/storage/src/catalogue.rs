@@ -32,6 +32,10 @@ pub const SYSTEM_TABLES: &[&str] = &[
     // Raw Meta webhook bodies between the 200 and their processing (seconds): the owning account is known
     // only after routing, and each row is deleted once processed or dropped (see storage::channels).
     "webhook_events",
+    // Proof of deletions: scope, path, counts and a keyed hash of the subject, never the subject itself.
+    "deletion_receipts",
+    // Meta data-deletion requests: confirmation code, status and the subject's keyed hash.
+    "data_deletion_requests",
 ];
 
 /// Tables maintained by the database itself from an [`ACCOUNT_TABLES`] table, cleared by triggers when

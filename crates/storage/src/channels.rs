@@ -406,8 +406,12 @@ impl Store {
     /// Disconnects a channel and removes everything it brought, in one transaction: the channel row with its
     /// token, ids and names, its conversations with their messages, answer records and pending reply jobs
     /// (the end users' platform-scoped ids live in those rows). Returns the removed channel (for the caller
-    /// to unsubscribe the app at Meta with the token it read before).
-    pub async fn delete_channel(&self, account: &AccountId, id: &ChannelId) -> Result<Channel> {
+    /// to unsubscribe the app at Meta with the token it read before) and the rows deleted per category.
+    pub async fn delete_channel(
+        &self,
+        account: &AccountId,
+        id: &ChannelId,
+    ) -> Result<(Channel, Vec<(&'static str, u64)>)> {
         let channel = self.find_channel(account, id).await?;
         let mut tx = self.pool().begin().await?;
         let n =
@@ -421,9 +425,9 @@ impl Store {
         if n == 0 {
             return Err(StorageError::NotFound);
         }
-        delete_channel_rows(&mut tx, id.as_str(), account.as_str()).await?;
+        let counts = delete_channel_rows(&mut tx, id.as_str(), account.as_str()).await?;
         tx.commit().await?;
-        Ok(channel)
+        Ok((channel, counts))
     }
 
     // ---- the raw webhook queue -----------------------------------------------------------------
@@ -988,30 +992,54 @@ impl Store {
     }
 }
 
-/// Deletes a channel's rows (children first) inside `tx`.
+/// Deletes a channel's rows (children first) inside `tx`; returns the rows deleted per category.
 pub(crate) async fn delete_channel_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     channel: &str,
     account: &str,
-) -> Result<()> {
-    for sql in [
-        "DELETE FROM jobs WHERE account_id = $2 AND substr(kind, 1, 8) = 'channel_'
+) -> Result<Vec<(&'static str, u64)>> {
+    let mut counts = Vec::new();
+    for (category, sql) in [
+        (
+            "reply_jobs",
+            "DELETE FROM jobs WHERE account_id = $2 AND substr(kind, 1, 8) = 'channel_'
             AND payload IN (SELECT id FROM messages WHERE channel_id = $1)",
-        "DELETE FROM answers WHERE account_id = $2
+        ),
+        (
+            "answer_records",
+            "DELETE FROM answers WHERE account_id = $2
             AND conversation_id IN (SELECT id FROM conversations WHERE channel_id = $1)",
-        "DELETE FROM messages WHERE account_id = $2
+        ),
+        (
+            "messages",
+            "DELETE FROM messages WHERE account_id = $2
             AND conversation_id IN (SELECT id FROM conversations WHERE channel_id = $1)",
-        "DELETE FROM messages WHERE account_id = $2 AND channel_id = $1",
-        "DELETE FROM conversations WHERE account_id = $2 AND channel_id = $1",
-        "DELETE FROM channels WHERE account_id = $2 AND id = $1",
+        ),
+        (
+            "messages",
+            "DELETE FROM messages WHERE account_id = $2 AND channel_id = $1",
+        ),
+        (
+            "conversations",
+            "DELETE FROM conversations WHERE account_id = $2 AND channel_id = $1",
+        ),
+        (
+            "channels",
+            "DELETE FROM channels WHERE account_id = $2 AND id = $1",
+        ),
     ] {
-        sqlx::query(sql)
+        let n = sqlx::query(sql)
             .bind(channel)
             .bind(account)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+        match counts.iter_mut().find(|(c, _)| *c == category) {
+            Some((_, total)) => *total += n,
+            None => counts.push((category, n)),
+        }
     }
-    Ok(())
+    Ok(counts)
 }
 
 impl Store {

@@ -44,6 +44,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_channels.sql"),
         postgres: include_str!("../migrations/postgres/0004_channels.sql"),
     },
+    Migration {
+        version: 5,
+        description: "privacy",
+        sqlite: include_str!("../migrations/sqlite/0005_privacy.sql"),
+        postgres: include_str!("../migrations/postgres/0005_privacy.sql"),
+    },
 ];
 
 /// FNV-1a, 64 bit: enough to notice an edited file, no dependency.

@@ -21,6 +21,18 @@ pub fn router() -> Router<AppState> {
         .route("/channels/{id}", get(get_one).patch(update).delete(delete))
 }
 
+impl From<mtdesk_privacy::PrivacyError> for ApiError {
+    fn from(e: mtdesk_privacy::PrivacyError) -> Self {
+        use mtdesk_privacy::PrivacyError;
+        match e {
+            PrivacyError::NotFound => ApiError::NotFound,
+            PrivacyError::Channel(c) => c.into(),
+            PrivacyError::Storage(s) => s.into(),
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
 impl From<ChannelError> for ApiError {
     fn from(e: ChannelError) -> Self {
         match e {
@@ -219,6 +231,9 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = path_id(&id, ChannelId::parse)?;
-    state.channels.disconnect(&account, &id).await?;
+    state
+        .privacy
+        .delete_channel(&account, &id, mtdesk_privacy::DeletionPath::Api)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

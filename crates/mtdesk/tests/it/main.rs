@@ -16,4 +16,5 @@ mod isolation;
 mod knowledge;
 mod knowledge_pages;
 mod ops;
+mod privacy;
 mod tab;

@@ -1,0 +1,191 @@
+//! Meta's deauthorize and data-deletion callbacks (external-apis.md §6) through the deletion engine, and the
+//! public status page.
+
+use crate::channels::{APP_ID, APP_SECRET, MetaWorld, meta_vars, num_id};
+use crate::helpers::TestApp;
+use mtdesk_testkit::fake_meta::{self as meta, FakeMeta};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn signed(secret: &str, user_id: &str) -> String {
+    mtdesk_privacy::signed_request::sign(
+        secret.as_bytes(),
+        &json!({"algorithm": "HMAC-SHA256", "issued_at": 1_700_000_000, "user_id": user_id}),
+    )
+}
+
+async fn callback(app: &TestApp, path: &str, signed_request: &str) -> (StatusCode, Value) {
+    let resp = app
+        .client
+        .post(app.url(path))
+        .form(&[("signed_request", signed_request)])
+        .send()
+        .await
+        .expect("post");
+    crate::helpers::json_of(resp).await
+}
+
+/// A world whose Page was connected by Facebook user `user_id` (debug_token names them).
+async fn connected_by(user_id: &str) -> MetaWorld {
+    let w = MetaWorld::start().await;
+    w.fake.add_user(
+        user_id,
+        "Ann Lee",
+        &format!("EAAU-{user_id}"),
+        &[w.page_id.as_str()],
+    );
+    w.connect("messenger").await;
+    let psid = num_id("7");
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_priv",
+        "Do you ship to Canada?",
+        meta::now_ms(),
+    ))
+    .await;
+    w.drain().await;
+    w
+}
+
+#[tokio::test]
+async fn deauthorize_deletes_every_channel_the_meta_user_connected() {
+    let user = num_id("55");
+    let w = connected_by(&user).await;
+    // A channel of someone else stays.
+    w.connect("whatsapp").await;
+    let needles = [w.page_id.as_str(), "Acme Shoes", "m_priv"];
+    assert!(
+        !mtdesk_storage::catalogue::find_traces(&w.app.state.store, &needles)
+            .await
+            .expect("scan")
+            .is_empty()
+    );
+    // Refused first: wrong secret, wrong algorithm, garbage; nothing changes.
+    for bad in [
+        signed("not-the-secret", &user),
+        mtdesk_privacy::signed_request::sign(
+            APP_SECRET.as_bytes(),
+            &json!({"algorithm": "HMAC-SHA1", "user_id": user}),
+        ),
+        "garbage".to_string(),
+        String::new(),
+    ] {
+        let (status, v) = callback(&w.app, "/meta/deauthorize", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
+    }
+    let r = w
+        .app
+        .client
+        .post(w.app.url("/meta/deauthorize"))
+        .body(vec![0xff, 0xfe, 0x00])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (_, list) = w.app.get("/api/v1/channels", &w.account.token).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(2));
+
+    let (status, v) = callback(&w.app, "/meta/deauthorize", &signed(APP_SECRET, &user)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, list) = w.app.get("/api/v1/channels", &w.account.token).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["kind"], "whatsapp");
+    let traces = mtdesk_storage::catalogue::find_traces(
+        &w.app.state.store,
+        &[w.page_id.as_str(), "Acme Shoes", "m_priv", user.as_str()],
+    )
+    .await
+    .expect("scan");
+    assert!(traces.is_empty(), "{traces:?}");
+    assert!(!w.fake.subscriptions().contains(&w.page_id));
+    // The receipt names the subject only by a keyed hash.
+    let receipts = w.app.state.store.list_receipts(10).await.expect("receipts");
+    let r = receipts
+        .iter()
+        .find(|r| r.path == "meta_deauthorize")
+        .expect("receipt");
+    assert_eq!(r.scope, "meta_user");
+    assert!(r.counts["conversations"].as_u64() >= Some(1));
+    assert_eq!(
+        r.subject_hash,
+        w.app.state.privacy.subject_hash("meta_user", &user)
+    );
+    // Idempotent.
+    let (status, _) = callback(&w.app, "/meta/deauthorize", &signed(APP_SECRET, &user)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn data_deletion_answers_a_status_url_that_shows_the_progress() {
+    let user = num_id("55");
+    let w = connected_by(&user).await;
+    let (status, v) = callback(&w.app, "/meta/data-deletion", &signed(APP_SECRET, &user)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let code = v["confirmation_code"].as_str().expect("code").to_string();
+    assert!(code.chars().all(|c| c.is_ascii_alphanumeric()) && code.len() >= 16);
+    assert_eq!(v["url"], format!("{}/data-deletion/{code}", w.app.base));
+    let page = w
+        .app
+        .client
+        .get(v["url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&code));
+    assert!(html.contains("Completed"), "{html}");
+    assert!(
+        !html.contains(&user) && !html.contains(&w.page_id),
+        "no personal data on the page"
+    );
+    let traces = mtdesk_storage::catalogue::find_traces(
+        &w.app.state.store,
+        &[w.page_id.as_str(), "m_priv", user.as_str()],
+    )
+    .await
+    .expect("scan");
+    assert!(traces.is_empty(), "{traces:?}");
+    // The same request again: a new code, and both resolve.
+    let (status, again) = callback(&w.app, "/meta/data-deletion", &signed(APP_SECRET, &user)).await;
+    assert_eq!(status, StatusCode::OK);
+    let code2 = again["confirmation_code"].as_str().expect("code");
+    assert_ne!(code2, code);
+    for c in [code.as_str(), code2] {
+        let r = w
+            .app
+            .client
+            .get(w.app.url(&format!("/data-deletion/{c}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Unknown and hostile codes are 404 and never reflected.
+    for c in ["nope000000000000", "%3Cscript%3Ealert(1)%3C%2Fscript%3E"] {
+        let r = w
+            .app
+            .client
+            .get(w.app.url(&format!("/data-deletion/{c}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        assert!(!r.text().await.expect("body").contains("<script>alert"));
+    }
+    // A bad signature starts nothing.
+    let (status, _) = callback(&w.app, "/meta/data-deletion", &signed("wrong", &user)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn meta_callbacks_are_refused_without_an_app_secret() {
+    let fake = FakeMeta::start(APP_ID, APP_SECRET).await;
+    let _ = meta_vars(&fake);
+    let app = TestApp::spawn().await;
+    for path in ["/meta/deauthorize", "/meta/data-deletion"] {
+        let (status, v) = callback(&app, path, &signed(APP_SECRET, "1234567890")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {v}");
+    }
+}
