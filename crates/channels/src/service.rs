@@ -34,6 +34,9 @@ const POLL: Duration = Duration::from_millis(500);
 const RETRY_MS: i64 = 5_000;
 /// A raw event whose processing failed (the database was away) is retried after this.
 const EVENT_RETRY_MS: i64 = 5_000;
+/// A delivery status for a message not recorded yet is looked at again this often, this much later.
+const STATUS_RETRIES: i64 = 3;
+const STATUS_RETRY_MS: i64 = 2_000;
 /// A raw event that failed this often is dropped (it is logged; Meta's copy is gone too by then).
 const EVENT_MAX_ATTEMPTS: i64 = 10;
 
@@ -303,7 +306,14 @@ impl ChannelService {
             .debug_token(&token)
             .await
             .map_err(|e| upstream("the token check", e))?;
-        if !info.is_valid {
+        if !info.is_valid
+            || self
+                .inner
+                .meta
+                .app_id
+                .as_deref()
+                .is_some_and(|ours| !info.app_id.is_empty() && info.app_id != ours)
+        {
             return Err(invalid(
                 "access_token",
                 "Meta says this token is not valid (expired, revoked or mistyped)",
@@ -588,7 +598,11 @@ impl ChannelService {
         let graph = self.graph()?;
         let sealed = self.inner.store.find_channel_secret(&channel.id).await?;
         let token = self.token(&channel, &sealed)?;
-        let contact = conv.contact_id.clone().unwrap_or_default();
+        // WhatsApp: the number when known (`to`, §4.2); a BSUID only for username-only users.
+        let contact = match (channel.kind, &conv.contact_phone) {
+            (ChannelKind::Whatsapp, Some(phone)) if !phone.is_empty() => phone.clone(),
+            _ => conv.contact_id.clone().unwrap_or_default(),
+        };
         let mut first_id = None;
         for piece in crate::split_message(text, crate::limit_for(platform_of(channel.kind))) {
             let sent = if window == Window::HumanAgentOnly {
@@ -708,7 +722,19 @@ impl ChannelService {
         for e in &events {
             n += 1;
             match self.process_event(&e.body).await {
-                Ok(()) => self.inner.store.delete_webhook_event(&e.id).await?,
+                Ok(Processed::Done) => self.inner.store.delete_webhook_event(&e.id).await?,
+                Ok(Processed::StatusAhead) if e.attempts < STATUS_RETRIES => {
+                    // A delivery status overtook the bookkeeping of its send: try again shortly.
+                    self.inner
+                        .store
+                        .fail_webhook_event(
+                            &e.id,
+                            "a delivery status arrived before its message was recorded",
+                            now_ms() + STATUS_RETRY_MS,
+                        )
+                        .await?;
+                }
+                Ok(Processed::StatusAhead) => self.inner.store.delete_webhook_event(&e.id).await?,
                 Err(err) if e.attempts >= EVENT_MAX_ATTEMPTS => {
                     tracing::error!(event.id = %e.id, error = %err, "dropping a webhook event that failed {} times", e.attempts);
                     self.inner.store.delete_webhook_event(&e.id).await?;
@@ -738,15 +764,17 @@ impl ChannelService {
         Ok(n)
     }
 
-    /// Processes one stored webhook body (already signature-checked when it was received).
-    async fn process_event(&self, body: &[u8]) -> anyhow::Result<()> {
+    /// Processes one stored webhook body (already signature-checked when it was received). Idempotent:
+    /// messages are deduplicated, statuses applied monotonically.
+    async fn process_event(&self, body: &[u8]) -> anyhow::Result<Processed> {
         let mut events = match crate::parse(body) {
             Ok(ev) => ev,
             Err(e) => {
                 tracing::warn!(error = %e, "a signed webhook body could not be read; dropped");
-                return Ok(());
+                return Ok(Processed::Done);
             }
         };
+        let mut outcome = Processed::Done;
         // Meta does not guarantee order (§1.4): handle messages in the order they were written.
         events.sort_by_key(|e| match e {
             Event::Message(m) => m.timestamp_ms,
@@ -769,7 +797,11 @@ impl ChannelService {
                     self.echo(platform, &account_id, &user_id, &message_id, app_id, text)
                         .await?
                 }
-                Event::Status(s) => self.status(s).await?,
+                Event::Status(s) => {
+                    if self.status(s).await? == mtdesk_storage::DeliveryApplied::Unknown {
+                        outcome = Processed::StatusAhead;
+                    }
+                }
                 Event::Ignored {
                     platform,
                     account_id,
@@ -779,7 +811,7 @@ impl ChannelService {
                 }
             }
         }
-        Ok(())
+        Ok(outcome)
     }
 
     async fn route(&self, platform: Platform, account_id: &str) -> anyhow::Result<Option<Channel>> {
@@ -798,6 +830,14 @@ impl ChannelService {
         let Some(channel) = self.route(m.platform, &m.account_id).await? else {
             return Ok(());
         };
+        if m.kind == InboundKind::Deleted {
+            // The customer unsent a message (Instagram): its text goes from the transcript too.
+            self.inner
+                .store
+                .redact_inbound(&channel.id, &m.message_id)
+                .await?;
+            return Ok(());
+        }
         let text = m.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
         let described: Vec<String> = m
             .attachments
@@ -879,18 +919,15 @@ impl ChannelService {
             return Ok(());
         };
         // A person answered from the Page inbox: the bot steps back for this conversation.
-        let conversations = self
+        if let Some(c) = self
             .inner
             .store
-            .list_inbox(&channel.account_id, None, Some(&channel.id), None, 500)
-            .await?;
-        if let Some(c) = conversations
-            .iter()
-            .find(|c| c.contact_id.as_deref() == Some(user_id))
+            .find_channel_conversation(&channel.id, user_id)
+            .await?
         {
             self.inner
                 .store
-                .set_conversation_mode(&channel.account_id, &c.id, ConversationMode::Human)
+                .set_conversation_mode(&channel.account_id, &c, ConversationMode::Human)
                 .await?;
             let content = text.unwrap_or_else(|| "[sent from the Page inbox]".into());
             let stored = self
@@ -899,7 +936,7 @@ impl ChannelService {
                 .record_outbound(
                     &channel.account_id,
                     &channel.id,
-                    &c.id,
+                    &c,
                     &NewOutbound {
                         role: "owner",
                         content: &content,
@@ -918,9 +955,10 @@ impl ChannelService {
         Ok(())
     }
 
-    async fn status(&self, s: StatusUpdate) -> anyhow::Result<()> {
+    async fn status(&self, s: StatusUpdate) -> anyhow::Result<mtdesk_storage::DeliveryApplied> {
+        use mtdesk_storage::DeliveryApplied;
         let Some(channel) = self.route(s.platform, &s.account_id).await? else {
-            return Ok(());
+            return Ok(DeliveryApplied::Unchanged);
         };
         match &s.message_id {
             Some(mid) => {
@@ -937,21 +975,25 @@ impl ChannelService {
                         None => format!("not delivered: {what}"),
                     }
                 });
-                self.inner
+                Ok(self
+                    .inner
                     .store
                     .apply_delivery_status(&channel.id, mid, s.status.as_str(), note.as_deref())
-                    .await?;
+                    .await?)
             }
             None => {
-                if let Some(user) = &s.user_id {
+                // A read watermark: every reply sent up to that moment is read (§2.2).
+                if let Some(user) = &s.user_id
+                    && s.timestamp_ms > 0
+                {
                     self.inner
                         .store
-                        .apply_read_watermark(&channel.id, user, s.timestamp_ms.max(now_ms()))
+                        .apply_read_watermark(&channel.id, user, s.timestamp_ms)
                         .await?;
                 }
+                Ok(DeliveryApplied::Applied)
             }
         }
-        Ok(())
     }
 
     async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
@@ -964,26 +1006,85 @@ impl ChannelService {
                 return Ok(());
             }
         };
-        match self.reply(&job.payload, text_only).await {
-            Ok(()) => self.inner.store.complete_job(job).await?,
-            Err(ReplyError::Retry(msg)) => {
-                tracing::warn!(job.id = %job.id, attempt = job.attempts, error = %msg, "sending a reply failed; will retry");
-                self.inner
-                    .store
-                    .fail_job(job, &msg, RETRY_MS * job.attempts)
-                    .await?;
-                if job.attempts >= job.max_attempts
-                    && let Ok(Some(reply)) = self.inner.store.find_reply(&job.payload).await
-                {
+        // The job stays ours while it runs: its lease is renewed, so a slow model or a slow Graph API
+        // never lets another worker take it over and answer a second time. Only a worker that died loses it.
+        let lease = self.inner.meta.lease();
+        let renew = {
+            let store = self.inner.store.clone();
+            let job = job.clone();
+            tokio::spawn(async move {
+                let every = Duration::from_millis((lease / 3).max(200) as u64);
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(e) = store.extend_job_lease(&job, lease).await {
+                        tracing::warn!(error = %e, "renewing a reply job's lease failed");
+                    }
+                }
+            })
+        };
+        let result = self.reply(&job.payload, text_only).await;
+        renew.abort();
+        let failure = match result {
+            Ok(()) => {
+                self.inner.store.complete_job(job).await?;
+                return Ok(());
+            }
+            Err(ReplyError::Retry(msg)) => msg,
+            Err(ReplyError::Other(e)) => format!("{e:#}"),
+        };
+        tracing::warn!(job.id = %job.id, attempt = job.attempts, error = %failure, "a reply failed; will retry");
+        self.inner
+            .store
+            .fail_job(job, &failure, RETRY_MS * job.attempts)
+            .await?;
+        if job.attempts >= job.max_attempts {
+            match self.inner.store.find_reply(&job.payload).await {
+                Ok(Some(reply)) => {
                     self.inner
                         .store
-                        .set_delivery(&reply.id, "failed", Some(&msg), None)
+                        .set_delivery(&reply.id, "failed", Some(&failure), None)
                         .await?;
                 }
+                Ok(None) => {
+                    // Nothing was stored: the transcript still says the message went unanswered.
+                    if let Ok(work) = self.inner.store.find_reply_work(&job.payload).await {
+                        self.note_unanswered(&work, &format!("not answered: {failure}"))
+                            .await?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(ReplyError::Other(e)) => return Err(e),
         }
         Ok(())
+    }
+
+    /// Records in the transcript that a message got no reply, and why.
+    async fn note_unanswered(
+        &self,
+        work: &mtdesk_storage::ReplyWork,
+        why: &str,
+    ) -> Result<(), StorageError> {
+        match self
+            .inner
+            .store
+            .record_outbound(
+                &work.channel.account_id,
+                &work.channel.id,
+                &work.conversation_id,
+                &NewOutbound {
+                    role: "assistant",
+                    content: "(no reply)",
+                    reply_to: Some(&work.message_id),
+                    delivery: "not_sent",
+                    note: Some(why),
+                    platform_message_id: None,
+                },
+            )
+            .await
+        {
+            Ok(_) | Err(StorageError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Answers one inbound message and sends the answer. Idempotent: a retried job sends the reply it
@@ -997,18 +1098,46 @@ impl ChannelService {
             Err(e) => return Err(ReplyError::Other(e.into())),
         };
         let channel = &work.channel;
-        if channel.paused || work.mode == ConversationMode::Human {
+        let existing = store.find_reply(inbound_id).await.map_err(other)?;
+        let pending = match &existing {
+            Some(r) => match r.delivery.as_deref() {
+                Some("pending") | Some("sending") => true,
+                // Sent, delivered, failed, not sent: done.
+                _ => return Ok(()),
+            },
+            None => false,
+        };
+        // Reasons not to send at all, each said in the transcript.
+        let refusal = if channel.status == ChannelStatus::NeedsReconnect {
+            Some("not sent: Meta refused this channel's token; connect it again on the Deploy page")
+        } else if channel.paused {
+            Some("not sent: the bot is paused on this channel")
+        } else if work.mode == ConversationMode::Human {
+            Some("not sent: you took this conversation over")
+        } else if rules::window(channel.kind, work.last_inbound_at, now_ms()) != Window::Open {
+            // Meta's window (§2.3, §3.3, §4.2), checked before any model is asked.
+            Some(
+                "not sent: more than 24 hours since the customer's last message (Meta's messaging window)",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            match &existing {
+                Some(r) => store
+                    .set_delivery(&r.id, "not_sent", Some(why), None)
+                    .await
+                    .map_err(other)?,
+                None => self.note_unanswered(&work, why).await.map_err(other)?,
+            }
             return Ok(());
         }
-        if channel.status == ChannelStatus::NeedsReconnect {
-            return Ok(());
-        }
-        let reply = match store.find_reply(inbound_id).await.map_err(other)? {
-            Some(r) if r.delivery.as_deref() != Some("pending") => return Ok(()),
-            Some(r) => r,
+        let reply = match existing {
+            Some(r) if pending => r,
+            Some(_) => return Ok(()),
             None => {
                 if text_only {
-                    let id = store
+                    let stored = store
                         .record_outbound(
                             &channel.account_id,
                             &channel.id,
@@ -1022,19 +1151,23 @@ impl ChannelService {
                                 platform_message_id: None,
                             },
                         )
-                        .await
-                        .map_err(other)?;
-                    mtdesk_storage::StoredReply {
-                        id,
-                        content: TEXT_ONLY_REPLY.to_string(),
-                        delivery: Some("pending".into()),
+                        .await;
+                    match stored {
+                        Ok(id) => mtdesk_storage::StoredReply {
+                            id,
+                            content: TEXT_ONLY_REPLY.to_string(),
+                            delivery: Some("pending".into()),
+                        },
+                        // Another worker stored it first; it sends it.
+                        Err(StorageError::Conflict { .. }) => return Ok(()),
+                        Err(e) => return Err(other(e)),
                     }
                 } else {
                     let bot = store
                         .find_chatbot(&channel.account_id, &channel.chatbot_id)
                         .await
                         .map_err(other)?;
-                    let answer = self
+                    let answered = self
                         .inner
                         .answerer
                         .answer(
@@ -1047,8 +1180,14 @@ impl ChannelService {
                             },
                             None,
                         )
-                        .await
-                        .map_err(|e| ReplyError::Other(e.into()))?;
+                        .await;
+                    let answer = match answered {
+                        Ok(a) => a,
+                        Err(mtdesk_ai::AnswerError::Storage(StorageError::Conflict { .. })) => {
+                            return Ok(());
+                        }
+                        Err(e) => return Err(ReplyError::Other(e.into())),
+                    };
                     let mut stored = store
                         .find_reply(inbound_id)
                         .await
@@ -1069,17 +1208,11 @@ impl ChannelService {
                 }
             }
         };
-        // Meta's window (§2.3, §3.3, §4.2): outside it the bot does not send, and the transcript says why.
-        if rules::window(channel.kind, work.last_inbound_at, now_ms()) != Window::Open {
-            store
-                .set_delivery(
-                    &reply.id,
-                    "not_sent",
-                    Some("not sent: more than 24 hours since the customer's last message (Meta's messaging window)"),
-                    None,
-                )
-                .await
-                .map_err(other)?;
+        // One sender: `pending` → `sending`. A reply found in `sending` belongs to a worker that died
+        // mid-send (a live one keeps its lease): it is sent again (at least once, never lost).
+        if reply.delivery.as_deref() == Some("pending")
+            && !store.claim_reply_send(&reply.id).await.map_err(other)?
+        {
             return Ok(());
         }
         let Some(graph) = &self.inner.graph else {
@@ -1109,15 +1242,27 @@ impl ChannelService {
                 return Ok(());
             }
         };
+        // WhatsApp: the number when known (`to`, §4.2); a BSUID only for username-only users.
+        let recipient = match (channel.kind, &work.contact_phone) {
+            (ChannelKind::Whatsapp, Some(phone)) if !phone.is_empty() => phone.clone(),
+            _ => work.contact_id.clone(),
+        };
         let mut first_id: Option<String> = None;
         let pieces =
             crate::split_message(&reply.content, crate::limit_for(platform_of(channel.kind)));
         for piece in &pieces {
             match graph
-                .send_text(target(channel), &token, &work.contact_id, piece)
+                .send_text(target(channel), &token, &recipient, piece)
                 .await
             {
                 Ok(m) => {
+                    if first_id.is_none() {
+                        // Recorded at once, so a fast delivery status finds it.
+                        store
+                            .set_delivery(&reply.id, "sending", None, Some(&m.message_id))
+                            .await
+                            .map_err(other)?;
+                    }
                     first_id.get_or_insert(m.message_id);
                 }
                 Err(e) => {
@@ -1163,6 +1308,14 @@ impl ChannelService {
             .map_err(other)?;
         Ok(())
     }
+}
+
+/// What processing a stored webhook body came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Processed {
+    Done,
+    /// A delivery status named a message not recorded yet.
+    StatusAhead,
 }
 
 enum ReplyError {

@@ -97,6 +97,8 @@ pub struct ReplyWork {
     pub conversation_id: ConversationId,
     pub mode: ConversationMode,
     pub contact_id: String,
+    /// WhatsApp: the customer's number (digits), preferred over a BSUID as the recipient (§4.2).
+    pub contact_phone: Option<String>,
     pub last_inbound_at: Option<i64>,
     pub channel: Channel,
     pub sealed_token: String,
@@ -131,6 +133,8 @@ pub struct InboxConversation {
     pub channel: String,
     pub contact_name: Option<String>,
     pub contact_id: Option<String>,
+    /// WhatsApp: the customer's number (digits).
+    pub contact_phone: Option<String>,
     pub mode: ConversationMode,
     pub last_message: Option<String>,
     pub last_inbound_at: Option<i64>,
@@ -149,6 +153,16 @@ pub struct TranscriptMessage {
     pub attachments: Option<serde_json::Value>,
     pub sources: Option<serde_json::Value>,
     pub created_at: i64,
+}
+
+/// What applying a delivery status did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryApplied {
+    Applied,
+    /// The message is at this state or beyond already (redelivery, out of order).
+    Unchanged,
+    /// No message with this id (yet): the status may have overtaken the send's bookkeeping.
+    Unknown,
 }
 
 /// A raw webhook body claimed for processing.
@@ -243,6 +257,12 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                // Reconnected to another chatbot: its conversations move with it.
+                sqlx::query("UPDATE conversations SET chatbot_id = $2 WHERE channel_id = $1")
+                    .bind(&id)
+                    .bind(c.chatbot_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 id
             }
             None => {
@@ -542,7 +562,7 @@ impl Store {
              ON CONFLICT (channel_id, contact_id) DO UPDATE SET
                 contact_name = COALESCE(excluded.contact_name, conversations.contact_name),
                 contact_phone = COALESCE(excluded.contact_phone, conversations.contact_phone),
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at, touched_at = excluded.updated_at
              RETURNING id, mode",
         )
         .bind(ConversationId::new().as_str())
@@ -590,7 +610,7 @@ impl Store {
             return Ok(Recorded::Duplicate);
         }
         sqlx::query(
-            "UPDATE conversations SET last_inbound_at = $2, last_message = $3, updated_at = $2 WHERE id = $1",
+            "UPDATE conversations SET last_inbound_at = $2, last_message = $3, updated_at = $2, touched_at = $2 WHERE id = $1",
         )
         .bind(conversation.as_str())
         .bind(now)
@@ -609,7 +629,8 @@ impl Store {
                 kind,
                 Some(&channel.account_id),
                 Some(channel.chatbot_id.as_str()),
-                None,
+                // The conversation: its replies run one at a time, in order (see `claim_channel_job`).
+                Some(conversation.as_str()),
                 &message_id,
                 now,
             )
@@ -628,7 +649,7 @@ impl Store {
     pub async fn find_reply_work(&self, message_id: &str) -> Result<ReplyWork> {
         let r = sqlx::query(
             "SELECT m.id, m.content, m.attachments, m.channel_id, c.id AS conversation_id, c.mode, c.contact_id,
-                    c.last_inbound_at, c.account_id
+                    c.contact_phone, c.last_inbound_at, c.account_id
              FROM messages m JOIN conversations c ON c.id = m.conversation_id
              WHERE m.id = $1 AND m.role = 'user' AND m.channel_id IS NOT NULL",
         )
@@ -649,6 +670,7 @@ impl Store {
             contact_id: r
                 .try_get::<Option<String>, _>("contact_id")?
                 .unwrap_or_default(),
+            contact_phone: r.try_get("contact_phone")?,
             last_inbound_at: r.try_get("last_inbound_at")?,
             channel,
             sealed_token,
@@ -686,7 +708,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         sqlx::query(
-            "UPDATE conversations SET updated_at = $2, last_message = $3 WHERE id = $1 AND account_id = $4",
+            "UPDATE conversations SET updated_at = $2, touched_at = $2, last_message = $3 WHERE id = $1 AND account_id = $4",
         )
         .bind(conversation.as_str())
         .bind(now)
@@ -735,7 +757,7 @@ impl Store {
         let now = now_ms();
         let r = sqlx::query(
             "UPDATE messages SET delivery = $2, note = $3, platform_message_id = COALESCE($4, platform_message_id)
-             WHERE id = $1 RETURNING channel_id",
+             WHERE id = $1 RETURNING channel_id, conversation_id",
         )
         .bind(message_id)
         .bind(delivery)
@@ -743,6 +765,10 @@ impl Store {
         .bind(platform_message_id)
         .fetch_optional(self.pool())
         .await?;
+        if let Some(r) = &r {
+            let conversation: String = r.try_get("conversation_id")?;
+            self.touch_conversation(&conversation, now).await?;
+        }
         if delivery == "sent"
             && let Some(r) = r
             && let Some(channel) = r.try_get::<Option<String>, _>("channel_id")?
@@ -764,7 +790,7 @@ impl Store {
         platform_message_id: &str,
         status: &str,
         note: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<DeliveryApplied> {
         const RANK: &str = "CASE COALESCE(delivery, '') WHEN 'failed' THEN 9 WHEN 'read' THEN 4 WHEN 'played' THEN 4
             WHEN 'delivered' THEN 3 WHEN 'sent' THEN 2 WHEN 'pending' THEN 1 ELSE 0 END";
         let new_rank = match status {
@@ -772,22 +798,44 @@ impl Store {
             "read" | "played" => 4,
             "delivered" => 3,
             "sent" => 2,
-            _ => return Ok(false),
+            _ => return Ok(DeliveryApplied::Unchanged),
         };
         let sql = format!(
             "UPDATE messages SET delivery = $3, note = COALESCE($4, note)
-             WHERE channel_id = $1 AND platform_message_id = $2 AND role <> 'user' AND {RANK} < $5"
+             WHERE channel_id = $1 AND platform_message_id = $2 AND role <> 'user' AND {RANK} < $5
+             RETURNING conversation_id"
         );
-        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(channel.as_str())
             .bind(platform_message_id)
             .bind(status)
             .bind(note)
             .bind(new_rank)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        Ok(n > 0)
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(r) => {
+                let conversation: String = r.try_get("conversation_id")?;
+                self.touch_conversation(&conversation, now_ms()).await?;
+                Ok(DeliveryApplied::Applied)
+            }
+            None => {
+                // Known but already at this state or beyond (a redelivery), or not (yet) known at all.
+                let known = sqlx::query(
+                    "SELECT 1 AS k FROM messages WHERE channel_id = $1 AND platform_message_id = $2",
+                )
+                .bind(channel.as_str())
+                .bind(platform_message_id)
+                .fetch_optional(self.pool())
+                .await?
+                .is_some();
+                Ok(if known {
+                    DeliveryApplied::Unchanged
+                } else {
+                    DeliveryApplied::Unknown
+                })
+            }
+        }
     }
 
     /// Messenger `read` watermarks: every reply of that contact's conversation sent before `watermark_ms`
@@ -808,7 +856,73 @@ impl Store {
         .bind(watermark_ms)
         .execute(self.pool())
         .await?;
+        sqlx::query(
+            "UPDATE conversations SET touched_at = $3 WHERE channel_id = $1 AND contact_id = $2",
+        )
+        .bind(channel.as_str())
+        .bind(contact_id)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
         Ok(())
+    }
+
+    async fn touch_conversation(&self, conversation: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE conversations SET touched_at = $2 WHERE id = $1")
+            .bind(conversation)
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The conversation of one end user on one channel.
+    pub async fn find_channel_conversation(
+        &self,
+        channel: &ChannelId,
+        contact_id: &str,
+    ) -> Result<Option<ConversationId>> {
+        Ok(
+            sqlx::query("SELECT id FROM conversations WHERE channel_id = $1 AND contact_id = $2")
+                .bind(channel.as_str())
+                .bind(contact_id)
+                .fetch_optional(self.pool())
+                .await?
+                .map(|r| r.try_get::<String, _>("id"))
+                .transpose()?
+                .map(ConversationId::from_db),
+        )
+    }
+
+    /// The customer unsent a message (Instagram `is_deleted`): its text and attachments are removed.
+    pub async fn redact_inbound(
+        &self,
+        channel: &ChannelId,
+        platform_message_id: &str,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE messages SET content = '[the customer unsent this message]', attachments = NULL
+             WHERE channel_id = $1 AND platform_message_id = $2 AND role = 'user'",
+        )
+        .bind(channel.as_str())
+        .bind(platform_message_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Claims a pending reply for sending (`pending` → `sending`); false when another worker did, or it was
+    /// already sent. A reply left in `sending` belongs to a worker that died mid-send.
+    pub async fn claim_reply_send(&self, message_id: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE messages SET delivery = 'sending' WHERE id = $1 AND delivery = 'pending'",
+        )
+        .bind(message_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
     }
 
     // ---- inbox ------------------------------------------------------------------------------------
@@ -832,7 +946,7 @@ impl Store {
             format!("%{escaped}%")
         });
         let rows = sqlx::query(
-            "SELECT c.id, c.chatbot_id, c.channel_id, c.channel, c.contact_name, c.contact_id, c.mode, c.last_message,
+            "SELECT c.id, c.chatbot_id, c.channel_id, c.channel, c.contact_name, c.contact_id, c.contact_phone, c.mode, c.last_message,
                     c.last_inbound_at, c.updated_at
              FROM conversations c
              WHERE c.account_id = $1
@@ -863,6 +977,7 @@ impl Store {
                     channel: r.try_get("channel")?,
                     contact_name: r.try_get("contact_name")?,
                     contact_id: r.try_get("contact_id")?,
+                    contact_phone: r.try_get("contact_phone")?,
                     mode: ConversationMode::parse(&r.try_get::<String, _>("mode")?)
                         .unwrap_or(ConversationMode::Bot),
                     last_message: r.try_get("last_message")?,
@@ -881,7 +996,7 @@ impl Store {
         id: &ConversationId,
     ) -> Result<InboxConversation> {
         let rows = sqlx::query(
-            "SELECT c.id, c.chatbot_id, c.channel_id, c.channel, c.contact_name, c.contact_id, c.mode, c.last_message,
+            "SELECT c.id, c.chatbot_id, c.channel_id, c.channel, c.contact_name, c.contact_id, c.contact_phone, c.mode, c.last_message,
                     c.last_inbound_at, c.updated_at
              FROM conversations c WHERE c.account_id = $1 AND c.id = $2",
         )
@@ -899,6 +1014,7 @@ impl Store {
             channel: r.try_get("channel")?,
             contact_name: r.try_get("contact_name")?,
             contact_id: r.try_get("contact_id")?,
+            contact_phone: r.try_get("contact_phone")?,
             mode: ConversationMode::parse(&r.try_get::<String, _>("mode")?)
                 .unwrap_or(ConversationMode::Bot),
             last_message: r.try_get("last_message")?,
@@ -947,7 +1063,7 @@ impl Store {
         mode: ConversationMode,
     ) -> Result<()> {
         let n = sqlx::query(
-            "UPDATE conversations SET mode = $3, updated_at = $4 WHERE id = $1 AND account_id = $2 AND channel_id IS NOT NULL",
+            "UPDATE conversations SET mode = $3, updated_at = $4, touched_at = $4 WHERE id = $1 AND account_id = $2 AND channel_id IS NOT NULL",
         )
         .bind(id.as_str())
         .bind(account.as_str())
@@ -1047,8 +1163,7 @@ impl Store {
     /// updates poll it (works across nodes, unlike an in-process notification).
     pub async fn inbox_version(&self, account: &AccountId) -> Result<String> {
         let r = sqlx::query(
-            "SELECT COALESCE(MAX(updated_at), 0) AS t, COUNT(*) AS n,
-                    (SELECT COUNT(*) FROM messages WHERE account_id = $1 AND delivery IN ('delivered', 'read', 'failed', 'not_sent')) AS d
+            "SELECT COALESCE(MAX(COALESCE(touched_at, updated_at)), 0) AS t, COUNT(*) AS n
              FROM conversations WHERE account_id = $1",
         )
         .bind(account.as_str())
@@ -1056,7 +1171,6 @@ impl Store {
         .await?;
         let t: i64 = r.try_get("t")?;
         let n: i64 = r.try_get("n")?;
-        let d: i64 = r.try_get("d")?;
-        Ok(format!("{t}.{n}.{d}"))
+        Ok(format!("{t}.{n}"))
     }
 }

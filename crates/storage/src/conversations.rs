@@ -203,11 +203,12 @@ impl Store {
                 }
             }
             Some(inbound) => {
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO messages (id, account_id, conversation_id, role, content, created_at, channel_id,
                         reply_to, delivery, sources)
                      SELECT $1, $2, $3, 'assistant', $4, $5, channel_id, id, 'pending', $6 FROM messages
-                     WHERE id = $7 AND conversation_id = $3",
+                     WHERE id = $7 AND conversation_id = $3
+                     ON CONFLICT (reply_to) DO NOTHING",
                 )
                 .bind(uuid::Uuid::new_v4().to_string())
                 .bind(account.as_str())
@@ -217,7 +218,13 @@ impl Store {
                 .bind(&a.sources)
                 .bind(inbound)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    // Another worker stored the reply to this message first (or the message is gone).
+                    tx.rollback().await?;
+                    return Err(StorageError::Conflict { field: "reply" });
+                }
                 sqlx::query("UPDATE conversations SET last_message = $2 WHERE id = $1")
                     .bind(conversation.as_str())
                     .bind(a.answer.chars().take(140).collect::<String>())

@@ -97,8 +97,13 @@ impl Store {
 
     async fn claim(&self, lease_ms: i64, channel: bool) -> Result<Option<Job>> {
         let now = now_ms();
+        // Channel jobs of one conversation run one at a time, oldest first: a second message's reply waits
+        // while the first one's runs (its lease still valid), so answers go out in order.
         let kinds = if channel {
-            "substr(kind, 1, 8) = 'channel_'"
+            "substr(kind, 1, 8) = 'channel_' AND NOT EXISTS (SELECT 1 FROM jobs b
+                WHERE b.source_id = jobs.source_id AND b.id <> jobs.id AND substr(b.kind, 1, 8) = 'channel_'
+                  AND ((b.state = 'running' AND b.locked_until >= $1)
+                       OR (b.state = 'queued' AND b.created_at < jobs.created_at)))"
         } else {
             "substr(kind, 1, 8) <> 'channel_'"
         };

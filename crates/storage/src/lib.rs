@@ -41,8 +41,8 @@ use sqlx::{AnyPool, ConnectOptions, Connection};
 
 pub use accounts::Account;
 pub use channels::{
-    Channel, ChannelUpdate, InboxConversation, NewChannel, NewInbound, NewOutbound, Recorded,
-    ReplyWork, StoredReply, TranscriptMessage, WebhookEvent,
+    Channel, ChannelUpdate, DeliveryApplied, InboxConversation, NewChannel, NewInbound,
+    NewOutbound, Recorded, ReplyWork, StoredReply, TranscriptMessage, WebhookEvent,
 };
 pub use chatbots::Chatbot;
 pub use conversations::{AnswerRecord, Message, NewAnswer, UnansweredQuestion, UsageRow};

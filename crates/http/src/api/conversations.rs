@@ -42,6 +42,8 @@ pub struct ConversationView {
     pub contact_name: Option<String>,
     /// The end user's platform-scoped id (PSID, IGSID, WhatsApp id).
     pub contact_id: Option<String>,
+    /// WhatsApp: the end user's number (digits).
+    pub contact_phone: Option<String>,
     /// `bot`, or `human` while the owner has taken it over.
     pub mode: String,
     pub last_message: Option<String>,
@@ -59,6 +61,7 @@ impl From<InboxConversation> for ConversationView {
             channel: c.channel,
             contact_name: c.contact_name,
             contact_id: c.contact_id,
+            contact_phone: c.contact_phone,
             mode: c.mode.as_str().into(),
             last_message: c.last_message,
             last_inbound_at: c.last_inbound_at,

@@ -1646,3 +1646,77 @@ async fn long_answers_are_split_at_the_platform_limit_on_sentence_borders() {
         long.split_whitespace().collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn reconnecting_to_another_chatbot_moves_the_conversations_and_unsent_messages_are_redacted()
+{
+    let w = MetaWorld::start().await;
+    w.connect("instagram").await;
+    let igsid = num_id("99");
+    w.post(&meta::instagram_text(
+        &w.ig_id,
+        &igsid,
+        "aWdf_r1",
+        "Do you ship to Canada?",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    assert_eq!(w.fake.sends().len(), 1);
+    // Reconnect the same account to another chatbot.
+    let other = w.app.create_chatbot(&w.account.token, "Second bot").await;
+    w.app
+        .add_qa(
+            &w.account.token,
+            &other,
+            "Do you ship to Canada?",
+            "Second bot: yes.",
+        )
+        .await;
+    let (status, v) = w
+        .app
+        .post("/api/v1/channels", &w.account.token, json!({"kind": "instagram", "chatbot_id": other, "page_id": w.page_id, "access_token": w.page_token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    w.post(&meta::instagram_text(
+        &w.ig_id,
+        &igsid,
+        "aWdf_r2",
+        "Do you ship to Canada?",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    let sends = w.fake.sends();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(
+        sends[1].text, "Second bot: yes.",
+        "the returning customer is answered by the new chatbot"
+    );
+    // The customer unsends the first message: its text leaves the transcript.
+    let unsend = json!({"object": "instagram", "entry": [{"id": w.ig_id, "time": ts(), "messaging": [
+        {"sender": {"id": igsid}, "recipient": {"id": w.ig_id}, "timestamp": ts(),
+         "message": {"mid": "aWdf_r1", "is_deleted": true}}]}]});
+    w.post(&unsend).await;
+    w.drain().await;
+    let (_, convs) = w
+        .app
+        .get(
+            &format!("/api/v1/chatbots/{other}/conversations"),
+            &w.account.token,
+        )
+        .await;
+    let conv = convs[0]["id"].as_str().expect("moved conversation");
+    let (_, t) = w
+        .app
+        .get(
+            &format!("/api/v1/chatbots/{other}/conversations/{conv}"),
+            &w.account.token,
+        )
+        .await;
+    assert_eq!(
+        t["messages"][0]["content"], "[the customer unsent this message]",
+        "{t}"
+    );
+    assert_eq!(w.fake.sends().len(), 2, "an unsend is not answered");
+}

@@ -49,6 +49,7 @@ ALTER TABLE conversations ADD COLUMN contact_phone TEXT;
 ALTER TABLE conversations ADD COLUMN mode TEXT NOT NULL DEFAULT 'bot';   -- bot, human (taken over)
 ALTER TABLE conversations ADD COLUMN last_inbound_at INTEGER;           -- the 24-hour window's start
 ALTER TABLE conversations ADD COLUMN last_message TEXT;
+ALTER TABLE conversations ADD COLUMN touched_at INTEGER;                -- any change, delivery states included (live inbox)
 CREATE UNIQUE INDEX conversations_channel_contact_key ON conversations (channel_id, contact_id);
 
 ALTER TABLE messages ADD COLUMN channel_id TEXT REFERENCES channels (id) ON DELETE CASCADE;
@@ -59,4 +60,5 @@ ALTER TABLE messages ADD COLUMN note TEXT;                   -- why it was not s
 ALTER TABLE messages ADD COLUMN attachments TEXT;            -- JSON metadata (type, url / media id, caption)
 ALTER TABLE messages ADD COLUMN sources TEXT;                -- JSON: the knowledge an answer used
 CREATE UNIQUE INDEX messages_platform_key ON messages (channel_id, platform_message_id);
-CREATE INDEX messages_reply_to_idx ON messages (reply_to);
+-- One reply per inbound message, whatever the workers do.
+CREATE UNIQUE INDEX messages_reply_to_key ON messages (reply_to);
