@@ -65,6 +65,8 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>
             let _ = done.send(result.clone());
         }
         if result.is_ok() {
+            // Every idle worker: a batch is work for all of them.
+            wake.notify_waiters();
             wake.notify_one();
         }
     }

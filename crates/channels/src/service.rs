@@ -26,8 +26,9 @@ pub const TEXT_ONLY_REPLY: &str =
 /// Default lease of a claimed webhook event or reply job; a worker that dies loses it and another node
 /// takes over.
 const REPLY_LEASE_MS: i64 = 120_000;
-/// Raw events one worker claims at a time.
-const EVENT_BATCH: i64 = 32;
+/// Raw events one worker claims at a time: few, so a burst spreads over every worker (and node) instead
+/// of queueing behind one.
+const EVENT_BATCH: i64 = 4;
 /// Idle poll: another node may have stored events.
 const POLL: Duration = Duration::from_millis(500);
 /// A reply whose send failed transiently is retried after this times the attempt number.
@@ -138,6 +139,8 @@ pub struct ConnectRequest {
 
 struct Inner {
     store: Store,
+    /// The worker's store: commits that need not wait for the disk (see `Store::for_background_work`).
+    work: Store,
     sealer: Sealer,
     answerer: mtdesk_ai::Answerer,
     meta: MetaConfig,
@@ -192,6 +195,7 @@ impl ChannelService {
     /// channel tokens.
     pub fn new(
         store: Store,
+        work: Store,
         secret_key: &[u8],
         answerer: mtdesk_ai::Answerer,
         meta: MetaConfig,
@@ -214,6 +218,7 @@ impl ChannelService {
                 queue: WebhookQueue::start(store.clone(), wake.clone()),
                 sealer: Sealer::new(secret_key, "channel-tokens"),
                 store,
+                work,
                 answerer,
                 meta,
                 graph,
@@ -722,7 +727,7 @@ impl ChannelService {
         for e in &events {
             n += 1;
             match self.process_event(&e.body).await {
-                Ok(Processed::Done) => self.inner.store.delete_webhook_event(&e.id).await?,
+                Ok(Processed::Done) => self.inner.work.delete_webhook_event(&e.id).await?,
                 Ok(Processed::StatusAhead) if e.attempts < STATUS_RETRIES => {
                     // A delivery status overtook the bookkeeping of its send: try again shortly.
                     self.inner
@@ -734,10 +739,10 @@ impl ChannelService {
                         )
                         .await?;
                 }
-                Ok(Processed::StatusAhead) => self.inner.store.delete_webhook_event(&e.id).await?,
+                Ok(Processed::StatusAhead) => self.inner.work.delete_webhook_event(&e.id).await?,
                 Err(err) if e.attempts >= EVENT_MAX_ATTEMPTS => {
                     tracing::error!(event.id = %e.id, error = %err, "dropping a webhook event that failed {} times", e.attempts);
-                    self.inner.store.delete_webhook_event(&e.id).await?;
+                    self.inner.work.delete_webhook_event(&e.id).await?;
                 }
                 Err(err) => {
                     tracing::warn!(event.id = %e.id, error = %err, "processing a webhook event failed; will retry");
@@ -1002,7 +1007,7 @@ impl ChannelService {
             TEXT_ONLY_JOB => true,
             other => {
                 tracing::error!(kind = %other, "unknown channel job kind; dropped");
-                self.inner.store.complete_job(job).await?;
+                self.inner.work.complete_job(job).await?;
                 return Ok(());
             }
         };
@@ -1010,7 +1015,7 @@ impl ChannelService {
         // never lets another worker take it over and answer a second time. Only a worker that died loses it.
         let lease = self.inner.meta.lease();
         let renew = {
-            let store = self.inner.store.clone();
+            let store = self.inner.work.clone();
             let job = job.clone();
             tokio::spawn(async move {
                 let every = Duration::from_millis((lease / 3).max(200) as u64);
@@ -1026,7 +1031,7 @@ impl ChannelService {
         renew.abort();
         let failure = match result {
             Ok(()) => {
-                self.inner.store.complete_job(job).await?;
+                self.inner.work.complete_job(job).await?;
                 return Ok(());
             }
             Err(ReplyError::Retry(msg)) => msg,
@@ -1038,7 +1043,7 @@ impl ChannelService {
             .fail_job(job, &failure, RETRY_MS * job.attempts)
             .await?;
         if job.attempts >= job.max_attempts {
-            match self.inner.store.find_reply(&job.payload).await {
+            match self.inner.work.find_reply(&job.payload).await {
                 Ok(Some(reply)) => {
                     self.inner
                         .store
@@ -1047,7 +1052,7 @@ impl ChannelService {
                 }
                 Ok(None) => {
                     // Nothing was stored: the transcript still says the message went unanswered.
-                    if let Ok(work) = self.inner.store.find_reply_work(&job.payload).await {
+                    if let Ok(work) = self.inner.work.find_reply_work(&job.payload).await {
                         self.note_unanswered(&work, &format!("not answered: {failure}"))
                             .await?;
                     }
@@ -1090,7 +1095,7 @@ impl ChannelService {
     /// Answers one inbound message and sends the answer. Idempotent: a retried job sends the reply it
     /// stored before instead of answering again, and does nothing once the reply was sent.
     async fn reply(&self, inbound_id: &str, text_only: bool) -> Result<(), ReplyError> {
-        let store = &self.inner.store;
+        let store = &self.inner.work;
         let work = match store.find_reply_work(inbound_id).await {
             Ok(w) => w,
             // Disconnected or deleted since: nothing to answer.

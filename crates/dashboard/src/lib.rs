@@ -18,6 +18,7 @@ mod deletion_status;
 mod deploy;
 mod inbox;
 mod knowledge;
+mod policy;
 mod providers;
 mod qa;
 mod retrieval;
@@ -103,6 +104,8 @@ pub fn router() -> Router<AppState> {
             post(providers::delete),
         )
         .route("/account/providers/{provider}/test", post(providers::test))
+        .route("/privacy", get(policy::privacy))
+        .route("/data-deletion", get(policy::data_deletion))
         .route("/data-deletion/{code}", get(deletion_status::status))
         .route("/deploy", get(deploy::page))
         .route("/deploy/connect", post(deploy::connect))

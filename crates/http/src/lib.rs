@@ -34,6 +34,10 @@ pub use error::{ApiError, ApiResult};
 pub struct WebConfig {
     /// Where users reach the service, e.g. `https://desk.example.com` (no trailing slash).
     pub public_url: String,
+    /// Who runs this instance, as the Privacy Policy and Data Deletion pages name it.
+    pub operator_name: String,
+    /// Where people send privacy and deletion requests (`MTDESK_PRIVACY_EMAIL`).
+    pub privacy_email: Option<String>,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     /// The instance secret (from `MTDESK_SECRET_KEY` or the generated key file): keys the CSRF HMAC.
@@ -90,6 +94,7 @@ impl AppState {
         ai: mtdesk_ai::AiConfig,
         knowledge: knowledge::KnowledgeState,
         meta: mtdesk_channels::MetaConfig,
+        channel_work_store: Store,
     ) -> anyhow::Result<Self> {
         let dummy_hash = config.password.hash_blocking(&auth::random_hex(16))?;
         let sealer = mtdesk_storage::Sealer::new(&config.secret_key, "provider-keys");
@@ -97,6 +102,7 @@ impl AppState {
             .with_knowledge(knowledge.knowledge.clone());
         let channels = mtdesk_channels::ChannelService::new(
             store.clone(),
+            channel_work_store,
             &config.secret_key,
             answerer.clone(),
             meta,

@@ -82,6 +82,8 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 pub fn web_config(settings: &Settings, secret_key: Vec<u8>) -> WebConfig {
     WebConfig {
         public_url: settings.public_url.clone(),
+        operator_name: settings.operator_name.clone(),
+        privacy_email: settings.privacy_email.clone(),
         secure_cookies: settings.secure_cookies(),
         secret_key,
         max_body_bytes: settings.max_body_bytes,
@@ -106,6 +108,10 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let files = FileStore::new(&settings.data_dir);
     let config = web_config(settings, secret);
     let knowledge = knowledge_state(settings, store.clone());
+    let work = store
+        .for_background_work(&settings.database_url)
+        .await
+        .context("opening the channel worker's database connections")?;
     AppState::new(
         store,
         files,
@@ -113,6 +119,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         ai_config(settings),
         knowledge,
         meta_config(settings),
+        work,
     )
 }
 

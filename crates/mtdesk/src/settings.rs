@@ -90,6 +90,10 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub smtp_url: Option<Secret>,
     pub allow_private_urls: bool,
+    /// Who runs this instance (Privacy Policy, Data Deletion page).
+    pub operator_name: String,
+    /// The address for privacy and deletion requests.
+    pub privacy_email: Option<String>,
     pub max_body_bytes: usize,
     /// The local embedding model's directory (`MTDESK_MODEL_DIR`, default `<data dir>/models/all-MiniLM-L6-v2`).
     pub model_dir: PathBuf,
@@ -136,6 +140,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "MTDESK_STRIPE_API_BASE",
     "MTDESK_SMTP_URL",
     "MTDESK_ALLOW_PRIVATE_URLS",
+    "MTDESK_OPERATOR_NAME",
+    "MTDESK_PRIVACY_EMAIL",
     "MTDESK_MAX_BODY_BYTES",
     "MTDESK_MODEL_DIR",
     "MTDESK_MAX_UPLOAD_BYTES",
@@ -333,6 +339,17 @@ impl Settings {
                 .push("MTDESK_SMTP_URL must start with smtp:// or smtps://".into());
         }
         let allow_private_urls = r.flag("MTDESK_ALLOW_PRIVATE_URLS");
+        let operator_name = r
+            .get("MTDESK_OPERATOR_NAME")
+            .unwrap_or_else(|| "the operator of this MT Desk service".into());
+        let privacy_email = r.get("MTDESK_PRIVACY_EMAIL");
+        if let Some(e) = &privacy_email
+            && mtdesk_domain::Email::parse(e).is_err()
+        {
+            r.errors.push(format!(
+                "MTDESK_PRIVACY_EMAIL is not an email address: {e:?}"
+            ));
+        }
         let max_body_bytes = r.number(
             "MTDESK_MAX_BODY_BYTES",
             2 * 1024 * 1024,
@@ -382,6 +399,8 @@ impl Settings {
             stripe,
             smtp_url,
             allow_private_urls,
+            operator_name,
+            privacy_email,
             max_body_bytes,
             model_dir,
             max_upload_bytes,
@@ -404,6 +423,9 @@ impl Settings {
             off.push(
                 "Meta channels are off (MTDESK_META_APP_ID / MTDESK_META_APP_SECRET not set): Messenger, Instagram and WhatsApp cannot be connected".into(),
             );
+        }
+        if self.privacy_email.is_none() {
+            off.push("no MTDESK_PRIVACY_EMAIL: the Privacy Policy and Data Deletion pages show no contact address".into());
         }
         if self.meta.verify_token.is_none() {
             off.push("Meta webhook verification is off (no MTDESK_META_VERIFY_TOKEN)".into());
@@ -476,6 +498,8 @@ mod tests {
             "MTDESK_SECRET_KEY",
             "MTDESK_MAX_BODY_BYTES",
             "MTDESK_ALLOW_PRIVATE_URLS",
+            "MTDESK_OPERATOR_NAME",
+            "MTDESK_PRIVACY_EMAIL",
             "MTDESK_OPENROUTER_BASE_URL",
             "MTDESK_SMTP_URL",
         ] {

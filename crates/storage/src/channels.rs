@@ -459,8 +459,38 @@ impl Store {
         }
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        // Multi-row inserts of at most 100 rows (3 parameters each, far below both databases' limits).
-        for part in bodies.chunks(100) {
+        if self.backend() == Backend::Postgres {
+            // One statement with one parameter for the whole batch: the bodies as a JSON array of hex
+            // strings, unpacked by PostgreSQL. (Many-parameter multi-row inserts cost ~0.7 ms per row
+            // through the driver here; this costs a fraction of that.)
+            let hex: Vec<String> = bodies
+                .iter()
+                .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+                .collect();
+            let json = serde_json::to_string(&hex).map_err(|e| {
+                StorageError::Other(anyhow::anyhow!("encoding webhook bodies: {e}"))
+            })?;
+            sqlx::query(
+                "INSERT INTO webhook_events (id, body, received_at)
+                 SELECT gen_random_uuid()::text, decode(e.value, 'hex'), $2
+                 FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS e",
+            )
+            .bind(json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        // SQLite: multi-row inserts in a few fixed sizes (64, 8, 1 rows), one prepared statement each.
+        let mut rest: &[&[u8]] = bodies;
+        while !rest.is_empty() {
+            let size = [64usize, 8, 1]
+                .into_iter()
+                .find(|n| rest.len() >= *n)
+                .unwrap_or(1);
+            let (part, tail) = rest.split_at(size);
+            rest = tail;
             let mut sql =
                 String::from("INSERT INTO webhook_events (id, body, received_at) VALUES ");
             for i in 0..part.len() {

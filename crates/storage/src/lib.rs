@@ -218,6 +218,45 @@ impl Store {
         }
     }
 
+    /// The store for background work whose commits need not wait for the disk: on PostgreSQL a second pool
+    /// with `synchronous_commit = off` (a crash can lose the last few milliseconds of such commits, never
+    /// corrupt anything; the work they record is idempotent and is redone). Only for the channel worker's
+    /// processing of events that are already durable: never for deletions or anything a user was told is
+    /// done. On SQLite (WAL, `synchronous = NORMAL`) commits do not wait for the disk anyway: the same store.
+    pub async fn for_background_work(&self, url: &DatabaseUrl) -> Result<Store> {
+        match (url, self.backend) {
+            (DatabaseUrl::Postgres(u), Backend::Postgres) => {
+                let opts: AnyConnectOptions = u
+                    .parse()
+                    .map_err(|e| StorageError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            sqlx::query("SET synchronous_commit = off")
+                                .execute(conn)
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+                    .connect_with(opts.disable_statement_logging())
+                    .await
+                    .map_err(|e| {
+                        StorageError::Config(format!(
+                            "cannot connect to PostgreSQL at {}: {e}",
+                            url.redacted()
+                        ))
+                    })?;
+                Ok(Self {
+                    pool,
+                    backend: Backend::Postgres,
+                })
+            }
+            _ => Ok(self.clone()),
+        }
+    }
+
     async fn connect_sqlite(path: &Path) -> Result<Self> {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let opts: AnyConnectOptions = url

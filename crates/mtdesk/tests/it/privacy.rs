@@ -189,3 +189,61 @@ async fn meta_callbacks_are_refused_without_an_app_secret() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {v}");
     }
 }
+
+#[tokio::test]
+async fn the_privacy_and_data_deletion_pages_name_the_operator_and_the_paths() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_OPERATOR_NAME".into(), "Lee Shoes GmbH".into());
+        v.insert(
+            "MTDESK_PRIVACY_EMAIL".into(),
+            "privacy@leeshoes.example".into(),
+        );
+    })
+    .await;
+    for path in ["/privacy", "/data-deletion"] {
+        let r = app.client.get(app.url(path)).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let html = r.text().await.expect("html");
+        assert!(html.contains("Lee Shoes GmbH"), "{path}");
+        assert!(html.contains("privacy@leeshoes.example"), "{path}");
+    }
+    let deletion = app
+        .client
+        .get(app.url("/data-deletion"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    for promise in [
+        "Delete Account",
+        "Disconnect",
+        "Apps and websites",
+        "2 business days",
+        "30 days",
+    ] {
+        assert!(deletion.contains(promise), "{promise}");
+    }
+    let signup = app
+        .client
+        .get(app.url("/signup"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(signup.contains("href=\"/privacy\""));
+    assert!(signup.contains("href=\"/data-deletion\""));
+    // A bad address is refused at start-up.
+    let bad = mtdesk::settings::Settings::from_vars(
+        &[(
+            "MTDESK_PRIVACY_EMAIL".to_string(),
+            "not an email".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    assert!(bad.is_err());
+}
