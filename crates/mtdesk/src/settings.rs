@@ -488,6 +488,7 @@ mod tests {
             ("MTDESK_ALLOW_PRIVATE_URLS", "maybe"),
             ("MTDESK_OPENROUTER_BASE_URL", "ftp://x"),
             ("MTDESK_SMTP_URL", "mail.example.com"),
+            ("MTDESK_PRIVACY_EMAIL", "nobody"),
         ]))
         .expect_err("bad config");
         let text = err.to_string();
@@ -498,7 +499,6 @@ mod tests {
             "MTDESK_SECRET_KEY",
             "MTDESK_MAX_BODY_BYTES",
             "MTDESK_ALLOW_PRIVATE_URLS",
-            "MTDESK_OPERATOR_NAME",
             "MTDESK_PRIVACY_EMAIL",
             "MTDESK_OPENROUTER_BASE_URL",
             "MTDESK_SMTP_URL",

@@ -115,10 +115,16 @@ pub fn verify(
     if !algorithm.eq_ignore_ascii_case("HMAC-SHA256") {
         return Err(SignedRequestError::Algorithm);
     }
-    // The HMAC is over the encoded payload exactly as received (padding included).
-    let m = mac(app_secret, payload.as_bytes()).ok_or(SignedRequestError::Mismatch)?;
-    m.verify_slice(&sig)
-        .map_err(|_| SignedRequestError::Mismatch)?;
+    // The HMAC is over the encoded payload as sent; a sender that padded it after signing is accepted
+    // too (§6.1: "accept both"). Either way it is keyed with the app secret.
+    let matches = |p: &str| {
+        mac(app_secret, p.as_bytes())
+            .map(|m| m.verify_slice(&sig).is_ok())
+            .unwrap_or(false)
+    };
+    if !matches(payload) && !matches(payload.trim_end_matches('=')) {
+        return Err(SignedRequestError::Mismatch);
+    }
     let user_id = match obj.get("user_id") {
         Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
