@@ -6,6 +6,7 @@ use crate::graph::{ErrorClass, GraphClient, GraphConfig, GraphError, SendTarget}
 use crate::queue::WebhookQueue;
 use crate::{Event, Inbound, InboundKind, Platform, StatusUpdate};
 use mtdesk_domain::channel::{self as rules, Window};
+use mtdesk_domain::end_user::{self, Lang};
 use mtdesk_domain::{
     AccountId, ChannelId, ChannelKind, ChannelStatus, ChatbotId, ConversationId, ConversationMode,
     now_ms,
@@ -58,6 +59,8 @@ pub struct MetaConfig {
     /// How long a claimed event or reply stays with its worker before another takes it over (a worker
     /// that died); 0 = the default, 2 minutes.
     pub lease_ms: i64,
+    /// The operator's own phrases for "delete my data", next to the built-in ones in six languages.
+    pub delete_phrases: Vec<String>,
 }
 
 impl MetaConfig {
@@ -138,6 +141,8 @@ pub struct ConnectRequest {
 }
 
 struct Inner {
+    /// Keys the subject hashes of deletion receipts (see [`subject_hash`]).
+    receipt_key: [u8; 32],
     store: Store,
     /// The worker's store: commits that need not wait for the disk (see `Store::for_background_work`).
     work: Store,
@@ -154,6 +159,39 @@ struct Inner {
 pub struct ChannelService {
     inner: Arc<Inner>,
 }
+
+/// The key deletion receipts hash their subjects with, derived from the instance secret.
+pub fn receipt_key(secret_key: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut key = [0u8; 32];
+    if let Ok(mut m) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret_key) {
+        m.update(b"mtdesk deletion receipts v1");
+        key.copy_from_slice(&m.finalize().into_bytes());
+    }
+    key
+}
+
+/// HMAC-SHA256(key, "scope:id") in hex: how a receipt names its subject without keeping it.
+pub fn subject_hash(key: &[u8; 32], scope: &str, id: &str) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    match <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(scope.as_bytes());
+            m.update(b":");
+            m.update(id.as_bytes());
+            m.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Job kinds that send a fixed text: the deletion dialogue, per language.
+const SAY_CONFIRM: &str = "channel_say_confirm_";
+const SAY_KEPT: &str = "channel_say_kept_";
 
 /// The owner string channel tokens are sealed to: stable across reconnects.
 fn token_owner(kind: ChannelKind, external_id: &str) -> String {
@@ -217,6 +255,7 @@ impl ChannelService {
             inner: Arc::new(Inner {
                 queue: WebhookQueue::start(store.clone(), wake.clone()),
                 sealer: Sealer::new(secret_key, "channel-tokens"),
+                receipt_key: receipt_key(secret_key),
                 store,
                 work,
                 answerer,
@@ -844,6 +883,44 @@ impl ChannelService {
             return Ok(());
         }
         let text = m.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        // "Delete my data", asked in the channel: confirm, then delete this end user's data here.
+        let state = self
+            .inner
+            .work
+            .conversation_state(&channel.id, &m.user_id)
+            .await?;
+        let mut after_record: Option<String> = None;
+        let mut say: Option<String> = None;
+        if let Some((conversation, Some(action))) = &state
+            && let Some(code) = action.strip_prefix("delete:")
+        {
+            let lang = Lang::parse(code);
+            match text.and_then(end_user::yes_no) {
+                Some(true) => {
+                    self.delete_end_user(&channel, conversation, &m, lang)
+                        .await?;
+                    return Ok(());
+                }
+                Some(false) => {
+                    self.inner
+                        .work
+                        .set_pending_action(conversation, None)
+                        .await?;
+                    say = Some(format!("{SAY_KEPT}{}", lang.code()));
+                }
+                None => {
+                    self.inner
+                        .work
+                        .set_pending_action(conversation, None)
+                        .await?
+                }
+            }
+        } else if let Some(lang) =
+            text.and_then(|t| end_user::deletion_request(t, &self.inner.meta.delete_phrases))
+        {
+            say = Some(format!("{SAY_CONFIRM}{}", lang.code()));
+            after_record = Some(format!("delete:{}", lang.code()));
+        }
         let described: Vec<String> = m
             .attachments
             .iter()
@@ -866,10 +943,11 @@ impl ChannelService {
             && !m.attachments.is_empty()
             && m.attachments.iter().all(|a| a.kind == "story_mention");
         let reply = match m.kind {
+            _ if say.is_some() => say,
             InboundKind::Deleted => None,
-            _ if text.is_some() => Some(REPLY_JOB),
+            _ if text.is_some() => Some(REPLY_JOB.to_string()),
             _ if story_only => None,
-            _ => Some(TEXT_ONLY_JOB),
+            _ => Some(TEXT_ONLY_JOB.to_string()),
         };
         let attachments = (!m.attachments.is_empty())
             .then(|| serde_json::to_string(&m.attachments).ok())
@@ -894,7 +972,17 @@ impl ChannelService {
             Recorded::Duplicate => {
                 tracing::debug!(channel.id = %channel.id, "redelivered message ignored");
             }
-            Recorded::New { reply_queued, .. } => {
+            Recorded::New {
+                reply_queued,
+                conversation_id,
+                ..
+            } => {
+                if let Some(action) = &after_record {
+                    self.inner
+                        .work
+                        .set_pending_action(&conversation_id, Some(action))
+                        .await?;
+                }
                 if reply_queued {
                     self.inner.wake.notify_one();
                 }
@@ -1002,9 +1090,15 @@ impl ChannelService {
     }
 
     async fn run_job(&self, job: &Job) -> anyhow::Result<()> {
-        let text_only = match job.kind.as_str() {
-            REPLY_JOB => false,
-            TEXT_ONLY_JOB => true,
+        let fixed: Option<&'static str> = match job.kind.as_str() {
+            REPLY_JOB => None,
+            TEXT_ONLY_JOB => Some(TEXT_ONLY_REPLY),
+            k if k.starts_with(SAY_CONFIRM) => Some(end_user::confirm_question(Lang::parse(
+                &k[SAY_CONFIRM.len()..],
+            ))),
+            k if k.starts_with(SAY_KEPT) => {
+                Some(end_user::kept_notice(Lang::parse(&k[SAY_KEPT.len()..])))
+            }
             other => {
                 tracing::error!(kind = %other, "unknown channel job kind; dropped");
                 self.inner.work.complete_job(job).await?;
@@ -1027,7 +1121,7 @@ impl ChannelService {
                 }
             })
         };
-        let result = self.reply(&job.payload, text_only).await;
+        let result = self.reply(&job.payload, fixed).await;
         renew.abort();
         let failure = match result {
             Ok(()) => {
@@ -1063,6 +1157,59 @@ impl ChannelService {
         Ok(())
     }
 
+    /// The end user confirmed: their conversation, messages, answer records and platform id on this channel
+    /// are deleted (with a receipt), then they are told, in their language, without storing anything new.
+    async fn delete_end_user(
+        &self,
+        channel: &Channel,
+        conversation: &ConversationId,
+        m: &Inbound,
+        lang: Lang,
+    ) -> anyhow::Result<()> {
+        let started = now_ms();
+        // A deletion is something the customer is told is done: committed durably.
+        let counts = self
+            .inner
+            .store
+            .delete_end_user(&channel.id, conversation)
+            .await?;
+        let subject = subject_hash(
+            &self.inner.receipt_key,
+            "end_user",
+            &format!("{}:{}", channel.id, m.user_id),
+        );
+        self.inner
+            .store
+            .insert_receipt("end_user", "channel", &subject, &counts, None, started)
+            .await?;
+        tracing::info!(channel.id = %channel.id, "an end user's data was deleted at their request in the channel");
+        let (Some(graph), Ok(sealed)) = (
+            &self.inner.graph,
+            self.inner.store.find_channel_secret(&channel.id).await,
+        ) else {
+            return Ok(());
+        };
+        let Ok(token) = self.token(channel, &sealed) else {
+            return Ok(());
+        };
+        let recipient = match (channel.kind, &m.user_phone) {
+            (ChannelKind::Whatsapp, Some(phone)) if !phone.is_empty() => phone.clone(),
+            _ => m.user_id.clone(),
+        };
+        if let Err(e) = graph
+            .send_text(
+                target(channel),
+                &token,
+                &recipient,
+                end_user::deleted_notice(lang),
+            )
+            .await
+        {
+            tracing::warn!(channel.id = %channel.id, error = %e, "telling the end user their data was deleted failed");
+        }
+        Ok(())
+    }
+
     /// Records in the transcript that a message got no reply, and why.
     async fn note_unanswered(
         &self,
@@ -1094,7 +1241,7 @@ impl ChannelService {
 
     /// Answers one inbound message and sends the answer. Idempotent: a retried job sends the reply it
     /// stored before instead of answering again, and does nothing once the reply was sent.
-    async fn reply(&self, inbound_id: &str, text_only: bool) -> Result<(), ReplyError> {
+    async fn reply(&self, inbound_id: &str, fixed: Option<&'static str>) -> Result<(), ReplyError> {
         let store = &self.inner.work;
         let work = match store.find_reply_work(inbound_id).await {
             Ok(w) => w,
@@ -1141,7 +1288,7 @@ impl ChannelService {
             Some(r) if pending => r,
             Some(_) => return Ok(()),
             None => {
-                if text_only {
+                if let Some(fixed) = fixed {
                     let stored = store
                         .record_outbound(
                             &channel.account_id,
@@ -1149,7 +1296,7 @@ impl ChannelService {
                             &work.conversation_id,
                             &NewOutbound {
                                 role: "assistant",
-                                content: TEXT_ONLY_REPLY,
+                                content: fixed,
                                 reply_to: Some(inbound_id),
                                 delivery: "pending",
                                 note: None,
@@ -1160,7 +1307,7 @@ impl ChannelService {
                     match stored {
                         Ok(id) => mtdesk_storage::StoredReply {
                             id,
-                            content: TEXT_ONLY_REPLY.to_string(),
+                            content: fixed.to_string(),
                             delivery: Some("pending".into()),
                         },
                         // Another worker stored it first; it sends it.

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod channel;
 pub mod chatbot;
+pub mod end_user;
 pub mod ids;
 pub mod knowledge;
 pub mod month;

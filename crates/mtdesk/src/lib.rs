@@ -136,6 +136,7 @@ pub fn meta_config(settings: &Settings) -> mtdesk_channels::MetaConfig {
         dialog_base: m.dialog_base.trim_end_matches('/').to_string(),
         appsecret_proof: m.appsecret_proof,
         lease_ms: (m.lease_secs * 1000) as i64,
+        delete_phrases: m.delete_phrases.clone(),
     }
 }
 

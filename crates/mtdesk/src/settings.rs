@@ -66,6 +66,8 @@ pub struct MetaSettings {
     pub workers: usize,
     /// Seconds a claimed webhook event or reply stays with its worker before another takes it over.
     pub lease_secs: u64,
+    /// Extra phrases an end user can write to have their data deleted (comma-separated).
+    pub delete_phrases: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +127,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "MTDESK_META_APPSECRET_PROOF",
     "MTDESK_CHANNEL_WORKERS",
     "MTDESK_CHANNEL_LEASE_SECS",
+    "MTDESK_DELETE_PHRASES",
     "MTDESK_OPENROUTER_API_KEY",
     "MTDESK_OPENROUTER_BASE_URL",
     "MTDESK_FIREWORKS_API_KEY",
@@ -314,7 +317,16 @@ impl Settings {
                 .unwrap_or_default(),
             appsecret_proof: r.flag("MTDESK_META_APPSECRET_PROOF"),
             workers: r.number("MTDESK_CHANNEL_WORKERS", 4, 1, 64) as usize,
-            lease_secs: r.number("MTDESK_CHANNEL_LEASE_SECS", 120, 1, 3600),
+            lease_secs: r.number("MTDESK_CHANNEL_LEASE_SECS", 120, 2, 3600),
+            delete_phrases: r
+                .get("MTDESK_DELETE_PHRASES")
+                .map(|v| {
+                    v.split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         let providers = PROVIDERS
             .iter()

@@ -11,11 +11,9 @@
 
 pub mod signed_request;
 
-use hmac::{Hmac, KeyInit, Mac};
 use mtdesk_channels::{ChannelError, ChannelService};
 use mtdesk_domain::{AccountId, ChannelId, now_ms};
 use mtdesk_storage::{DeletionRequest, Receipt, StorageError, Store};
-use sha2::Sha256;
 use signed_request::SignedRequestError;
 
 /// How a deletion was asked for (recorded on its receipt).
@@ -96,11 +94,7 @@ impl Engine {
     /// `secret_key` is the instance secret; subject hashes are keyed with a key derived from it, so they
     /// cannot be reversed by guessing ids without the secret.
     pub fn new(store: Store, channels: ChannelService, secret_key: &[u8]) -> Self {
-        let mut hash_key = [0u8; 32];
-        if let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret_key) {
-            m.update(b"mtdesk deletion receipts v1");
-            hash_key.copy_from_slice(&m.finalize().into_bytes());
-        }
+        let hash_key = mtdesk_channels::service::receipt_key(secret_key);
         Self {
             store,
             channels,
@@ -110,19 +104,7 @@ impl Engine {
 
     /// HMAC-SHA256(key, "scope:id"), hex: how receipts name their subject.
     pub fn subject_hash(&self, scope: &str, id: &str) -> String {
-        match <Hmac<Sha256> as KeyInit>::new_from_slice(&self.hash_key) {
-            Ok(mut m) => {
-                m.update(scope.as_bytes());
-                m.update(b":");
-                m.update(id.as_bytes());
-                m.finalize()
-                    .into_bytes()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
-            }
-            Err(_) => String::new(),
-        }
+        mtdesk_channels::service::subject_hash(&self.hash_key, scope, id)
     }
 
     /// Disconnects one channel: its token, ids, names, conversations, messages and end users' ids go;

@@ -71,8 +71,8 @@ pub struct NewInbound {
     /// JSON array of attachment metadata, when there are any.
     pub attachments: Option<String>,
     /// The reply job to queue ([`REPLY_JOB`] to answer the text, [`TEXT_ONLY_JOB`] for a message without
-    /// text), or none.
-    pub reply: Option<&'static str>,
+    /// text, a `channel_say_*` kind for a fixed text), or none.
+    pub reply: Option<String>,
 }
 
 /// What recording an inbound message did.
@@ -653,7 +653,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let reply_queued = m.reply.is_some() && mode == ConversationMode::Bot && !channel.paused;
-        if let (true, Some(kind)) = (reply_queued, m.reply) {
+        if let (true, Some(kind)) = (reply_queued, m.reply.as_deref()) {
             crate::jobs::enqueue_with_payload(
                 &mut tx,
                 kind,
@@ -1202,5 +1202,84 @@ impl Store {
         let t: i64 = r.try_get("t")?;
         let n: i64 = r.try_get("n")?;
         Ok(format!("{t}.{n}"))
+    }
+}
+
+impl Store {
+    /// The conversation of an end user on a channel and its pending action (`delete:<lang>` while the bot
+    /// waits for them to confirm deletion).
+    pub async fn conversation_state(
+        &self,
+        channel: &ChannelId,
+        contact_id: &str,
+    ) -> Result<Option<(ConversationId, Option<String>)>> {
+        let r = sqlx::query(
+            "SELECT id, pending_action FROM conversations WHERE channel_id = $1 AND contact_id = $2",
+        )
+        .bind(channel.as_str())
+        .bind(contact_id)
+        .fetch_optional(self.pool())
+        .await?;
+        r.map(|r| {
+            Ok((
+                ConversationId::from_db(r.try_get("id")?),
+                r.try_get("pending_action")?,
+            ))
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| e.into())
+    }
+
+    pub async fn set_pending_action(
+        &self,
+        conversation: &ConversationId,
+        action: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE conversations SET pending_action = $2 WHERE id = $1")
+            .bind(conversation.as_str())
+            .bind(action)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes one end user of one channel: their conversation with its messages, answer records and
+    /// pending replies (their platform id lives only there). Returns rows per category.
+    pub async fn delete_end_user(
+        &self,
+        channel: &ChannelId,
+        conversation: &ConversationId,
+    ) -> Result<Vec<(&'static str, u64)>> {
+        let mut tx = self.pool().begin().await?;
+        let mut counts = Vec::new();
+        for (category, sql) in [
+            (
+                "reply_jobs",
+                "DELETE FROM jobs WHERE substr(kind, 1, 8) = 'channel_'
+                 AND payload IN (SELECT id FROM messages WHERE conversation_id = $2)",
+            ),
+            (
+                "answer_records",
+                "DELETE FROM answers WHERE conversation_id = $2",
+            ),
+            (
+                "messages",
+                "DELETE FROM messages WHERE conversation_id = $2",
+            ),
+            (
+                "conversations",
+                "DELETE FROM conversations WHERE id = $2 AND channel_id = $1",
+            ),
+        ] {
+            let n = sqlx::query(sql)
+                .bind(channel.as_str())
+                .bind(conversation.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            counts.push((category, n));
+        }
+        tx.commit().await?;
+        Ok(counts)
     }
 }

@@ -1720,3 +1720,90 @@ async fn reconnecting_to_another_chatbot_moves_the_conversations_and_unsent_mess
     );
     assert_eq!(w.fake.sends().len(), 2, "an unsend is not answered");
 }
+
+#[tokio::test]
+async fn an_end_user_can_have_their_data_deleted_from_inside_the_channel() {
+    let w = MetaWorld::start().await;
+    w.connect("messenger").await;
+    let psid = num_id("7");
+    let other = num_id("7");
+    for (who, mid) in [(&psid, "m_d1"), (&other, "m_o1")] {
+        w.post(&meta::messenger_text(
+            &w.page_id,
+            who,
+            mid,
+            "Do you ship to Canada?",
+            ts(),
+        ))
+        .await;
+    }
+    w.drain().await;
+    assert_eq!(w.fake.sends().len(), 2);
+    // Asking in German: the bot asks for confirmation in German; "nein" keeps everything.
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_d2",
+        "Lösche meine Daten",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    let asked = w.fake.sends()[2].text.clone();
+    assert!(asked.contains("JA") && asked.contains("löschen"), "{asked}");
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_d3",
+        "nein",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    assert_eq!(
+        w.fake.sends()[3].text,
+        "In Ordnung, es wurde nichts gelöscht."
+    );
+    assert_eq!(w.conversations().await.len(), 2);
+    // In English, confirmed: that end user's conversation, messages and id are gone; the other stays.
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_d4",
+        "please delete my data",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    assert!(w.fake.sends()[4].text.contains("Reply YES"));
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_d5",
+        "Yes",
+        ts(),
+    ))
+    .await;
+    w.drain().await;
+    let sends = w.fake.sends();
+    assert_eq!(sends.len(), 6);
+    assert!(sends[5].text.starts_with("Done"), "{}", sends[5].text);
+    assert_eq!(sends[5].recipient, psid);
+    let traces = mtdesk_storage::catalogue::find_traces(
+        &w.app.state.store,
+        &[psid.as_str(), "m_d1", "m_d4", "Lösche"],
+    )
+    .await
+    .expect("scan");
+    assert!(traces.is_empty(), "{traces:?}");
+    let convs = w.conversations().await;
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0]["contact_id"], other.as_str());
+    let receipts = w.app.state.store.list_receipts(5).await.expect("receipts");
+    assert!(
+        receipts.iter().any(|r| r.scope == "end_user"
+            && r.path == "channel"
+            && r.counts["messages"].as_u64() >= Some(4)),
+        "{receipts:?}"
+    );
+}

@@ -49,6 +49,7 @@ ALTER TABLE conversations ADD COLUMN contact_phone TEXT;
 ALTER TABLE conversations ADD COLUMN mode TEXT NOT NULL DEFAULT 'bot';   -- bot, human (taken over)
 ALTER TABLE conversations ADD COLUMN last_inbound_at INTEGER;           -- the 24-hour window's start
 ALTER TABLE conversations ADD COLUMN last_message TEXT;
+ALTER TABLE conversations ADD COLUMN pending_action TEXT;           -- e.g. delete:en while the end user is asked to confirm deletion
 ALTER TABLE conversations ADD COLUMN touched_at INTEGER;                -- any change, delivery states included (live inbox)
 CREATE UNIQUE INDEX conversations_channel_contact_key ON conversations (channel_id, contact_id);
 
