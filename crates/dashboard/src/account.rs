@@ -122,6 +122,10 @@ pub struct AccountPage {
     new_token: Option<NewToken>,
     delete_errors: Errors,
     usage: UsageView,
+    retention_days: i64,
+    retention_due: i64,
+    retention_next: Option<String>,
+    retention_errors: Errors,
 }
 page!(AccountPage);
 
@@ -142,7 +146,16 @@ async fn account_page(
     )
     .await
     .map_err(|e| api_error(user.chrome("account"), e))?;
+    let retention = state
+        .store
+        .retention_preview(&user.account.id, mtdesk_domain::now_ms())
+        .await
+        .map_err(|e| api_error(user.chrome("account"), e.into()))?;
     Ok(AccountPage {
+        retention_days: retention.retention_days,
+        retention_due: retention.messages_due_within_7_days,
+        retention_next: retention.next_purge_at.map(web::date),
+        retention_errors: Errors::none(),
         chrome,
         name: user.account.name.clone(),
         email: user.account.email.clone(),
@@ -405,5 +418,53 @@ mod tests {
         assert_eq!(month_name("2026-03"), "March 2026");
         assert_eq!(month_name("2025-12"), "December 2025");
         assert_eq!(month_name("soon"), "soon");
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RetentionForm {
+    csrf: String,
+    retention_days: String,
+}
+has_csrf!(RetentionForm);
+
+/// `POST /account/retention`: how long messages are kept.
+pub async fn retention(
+    State(state): State<AppState>,
+    user: User,
+    CsrfForm(form): CsrfForm<RetentionForm>,
+) -> Response {
+    let parsed = form
+        .retention_days
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| {
+            mtdesk_http::ApiError::Validation(mtdesk_domain::DomainError::invalid(
+                "retention_days",
+                "must be a number of days",
+            ))
+        })
+        .and_then(mtdesk_http::api::retention::parse_days);
+    let result = match parsed {
+        Ok(days) => state
+            .store
+            .set_retention_days(&user.account.id, days)
+            .await
+            .map_err(mtdesk_http::ApiError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => see_other("/account?retention=1#retention"),
+        Err(e) => {
+            let status = e.status();
+            match account_page(&state, &user, user.chrome("account")).await {
+                Ok(mut p) => {
+                    p.retention_errors = Errors::from_api(&e, &["retention_days"]);
+                    respond(status, &p)
+                }
+                Err(resp) => resp,
+            }
+        }
     }
 }

@@ -97,6 +97,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/tokens", post(account::create_token))
         .route("/account/tokens/{id}/delete", post(account::revoke_token))
         .route("/account/delete", post(account::delete))
+        .route("/account/retention", post(account::retention))
         .route("/account/providers", get(providers::page))
         .route("/account/providers/{provider}/key", post(providers::save))
         .route(

@@ -287,13 +287,21 @@ pub async fn serve(
         .map(|_| tokio::spawn(state.channels.clone().run_worker()))
         .collect();
     if channel_workers > 0 {
-        // Meta data-deletion requests a crash interrupted are finished first thing.
+        // Meta data-deletion requests a crash interrupted are finished first thing; then the retention
+        // purge runs every hour (each run deletes what expired since, in small batches).
         let privacy = state.privacy.clone();
         channel_tasks.push(tokio::spawn(async move {
             match privacy.resume_pending().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(requests = n, "resumed interrupted data-deletion requests"),
                 Err(e) => tracing::error!(error = %e, "resuming data-deletion requests failed"),
+            }
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                if let Err(e) = privacy.purge_expired(mtdesk_domain::now_ms()).await {
+                    tracing::error!(error = %e, "the retention purge failed");
+                }
             }
         }));
     }

@@ -225,6 +225,36 @@ impl Engine {
         Ok(pending.len())
     }
 
+    /// The retention purge (daily in production): messages and answer records older than their account's
+    /// retention (12 months unless the account chose less), in batches of `BATCH` rows per transaction, then
+    /// the conversations left empty. One receipt for the run when anything was purged. Returns rows purged.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, PrivacyError> {
+        const BATCH: i64 = 10_000;
+        let started = now_ms();
+        let mut total = 0;
+        loop {
+            let n = self.store.purge_expired_batch(now, BATCH).await?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        if total > 0 {
+            self.store
+                .insert_receipt(
+                    "retention",
+                    "retention",
+                    &self.subject_hash("retention", &now.to_string()),
+                    &[("messages_and_records", total)],
+                    None,
+                    started,
+                )
+                .await?;
+            tracing::info!(rows = total, "retention purge removed expired messages");
+        }
+        Ok(total)
+    }
+
     /// The public status of a data-deletion request, with its receipt when completed.
     pub async fn deletion_status(
         &self,

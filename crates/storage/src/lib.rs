@@ -50,7 +50,7 @@ pub use files::FileStore;
 pub use jobs::Job;
 pub use knowledge::{IndexChunk, NewChunk, NewSource, Source, SourcePage};
 pub use migrate::{MIGRATIONS, Migration};
-pub use privacy::{DeletionRequest, Receipt};
+pub use privacy::{DeletionRequest, Receipt, RetentionPreview};
 pub use provider_keys::ProviderKey;
 pub use qa::{QaMatch, QaPair};
 pub use sealed::{SealError, Sealer};

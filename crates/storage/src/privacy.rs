@@ -183,3 +183,102 @@ impl Store {
         Ok(())
     }
 }
+
+/// The retention every account gets unless it chose a shorter one (the policy's 12 months).
+pub const DEFAULT_RETENTION_DAYS: i64 = 365;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// What the retention setting will do next.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetentionPreview {
+    pub retention_days: i64,
+    /// Messages that will be purged within the next 7 days.
+    pub messages_due_within_7_days: i64,
+    /// When the oldest message will be purged (`None` without messages).
+    pub next_purge_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn retention_days(&self, account: &mtdesk_domain::AccountId) -> Result<i64> {
+        let r = sqlx::query("SELECT retention_days FROM accounts WHERE id = $1")
+            .bind(account.as_str())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(r.try_get::<Option<i64>, _>("retention_days")?
+            .unwrap_or(DEFAULT_RETENTION_DAYS))
+    }
+
+    /// Sets an account's retention (1–365 days; longer than the policy's 12 months is refused by the
+    /// caller).
+    pub async fn set_retention_days(
+        &self,
+        account: &mtdesk_domain::AccountId,
+        days: i64,
+    ) -> Result<()> {
+        let n = sqlx::query("UPDATE accounts SET retention_days = $2 WHERE id = $1")
+            .bind(account.as_str())
+            .bind(days)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    pub async fn retention_preview(
+        &self,
+        account: &mtdesk_domain::AccountId,
+        now: i64,
+    ) -> Result<RetentionPreview> {
+        let days = self.retention_days(account).await?;
+        let cutoff_in_7_days = now + 7 * DAY_MS - days * DAY_MS;
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, (SELECT MIN(created_at) FROM messages WHERE account_id = $1) AS oldest
+             FROM messages WHERE account_id = $1 AND created_at < $2",
+        )
+        .bind(account.as_str())
+        .bind(cutoff_in_7_days)
+        .fetch_one(self.pool())
+        .await?;
+        let oldest: Option<i64> = r.try_get("oldest")?;
+        Ok(RetentionPreview {
+            retention_days: days,
+            messages_due_within_7_days: r.try_get("n")?,
+            next_purge_at: oldest.map(|o| (o + days * DAY_MS).max(now)),
+        })
+    }
+
+    /// One batch of the retention purge: at most `batch` messages and `batch` answer records older than
+    /// their account's retention, then the conversations left empty and as old. Returns rows deleted (0 =
+    /// nothing left to purge). Small batches keep each transaction short: webhooks never wait long for
+    /// SQLite's writer lock.
+    pub async fn purge_expired_batch(&self, now: i64, batch: i64) -> Result<u64> {
+        let mut total = 0;
+        let mut tx = self.pool().begin().await?;
+        for sql in [
+            "DELETE FROM answers WHERE id IN (
+                SELECT x.id FROM answers x JOIN accounts a ON a.id = x.account_id
+                WHERE x.created_at < $1 - COALESCE(a.retention_days, 365) * 86400000 LIMIT $2)",
+            "DELETE FROM messages WHERE id IN (
+                SELECT m.id FROM messages m JOIN accounts a ON a.id = m.account_id
+                WHERE m.created_at < $1 - COALESCE(a.retention_days, 365) * 86400000 LIMIT $2)",
+            "DELETE FROM conversations WHERE id IN (
+                SELECT c.id FROM conversations c JOIN accounts a ON a.id = c.account_id
+                WHERE c.updated_at < $1 - COALESCE(a.retention_days, 365) * 86400000
+                  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)
+                  AND NOT EXISTS (SELECT 1 FROM answers x WHERE x.conversation_id = c.id)
+                LIMIT $2)",
+        ] {
+            total += sqlx::query(sql)
+                .bind(now)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(total)
+    }
+}

@@ -7,6 +7,7 @@ pub mod chatbots;
 pub mod conversations;
 pub mod providers;
 pub mod qa;
+pub mod retention;
 pub mod retrieval;
 pub mod sources;
 pub mod tokens;
@@ -41,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         channels::list, channels::create, channels::get_one, channels::update, channels::delete,
         conversations::list, conversations::get_one, conversations::take_over, conversations::hand_back,
         conversations::reply,
+        retention::get_retention, retention::put_retention,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -86,6 +88,7 @@ pub fn router() -> Router<AppState> {
         .merge(retrieval::router())
         .merge(channels::router())
         .merge(conversations::router())
+        .merge(retention::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             (

@@ -247,3 +247,136 @@ async fn the_privacy_and_data_deletion_pages_name_the_operator_and_the_paths() {
     );
     assert!(bad.is_err());
 }
+
+#[tokio::test]
+async fn messages_are_purged_after_the_accounts_retention() {
+    let w = MetaWorld::start().await;
+    w.connect("messenger").await;
+    let psid = num_id("7");
+    w.post(&meta::messenger_text(
+        &w.page_id,
+        &psid,
+        "m_ret",
+        "Do you ship to Canada?",
+        meta::now_ms(),
+    ))
+    .await;
+    w.drain().await;
+    let day = 24 * 3600 * 1000;
+    let now = mtdesk_domain::now_ms();
+    let (status, r) = w
+        .app
+        .get("/api/v1/account/retention", &w.account.token)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["retention_days"], 365);
+    assert_eq!(r["messages_due_within_7_days"], 0);
+    // Nothing is younger than 12 months: nothing goes.
+    assert_eq!(
+        w.app
+            .state
+            .privacy
+            .purge_expired(now + 100 * day)
+            .await
+            .expect("purge"),
+        0
+    );
+    for bad in [0, 366, -5] {
+        let (status, v) = w
+            .app
+            .api(
+                reqwest::Method::PUT,
+                "/api/v1/account/retention",
+                Some(&w.account.token),
+                Some(json!({"retention_days": bad})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+    }
+    let (status, r) = w
+        .app
+        .api(
+            reqwest::Method::PUT,
+            "/api/v1/account/retention",
+            Some(&w.account.token),
+            Some(json!({"retention_days": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["messages_due_within_7_days"], 2, "{r}");
+    // Another account keeps 12 months.
+    let other = w.app.sign_up(&crate::helpers::email("keeps")).await;
+    let bot = w.app.create_chatbot(&other.token, "B").await;
+    w.app.add_qa(&other.token, &bot, "Hours?", "9 to 5.").await;
+    let (status, _) = w
+        .app
+        .post(
+            &format!("/api/v1/chatbots/{bot}/chat"),
+            &other.token,
+            json!({"message": "Hours?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        w.app
+            .state
+            .privacy
+            .purge_expired(now + 2 * day)
+            .await
+            .expect("purge"),
+        0,
+        "not yet"
+    );
+    assert!(
+        w.app
+            .state
+            .privacy
+            .purge_expired(now + 4 * day)
+            .await
+            .expect("purge")
+            >= 3
+    );
+    assert!(w.conversations().await.is_empty());
+    let traces =
+        mtdesk_storage::catalogue::find_traces(&w.app.state.store, &[psid.as_str(), "m_ret"])
+            .await
+            .expect("scan");
+    assert!(traces.is_empty(), "{traces:?}");
+    let (_, kept) = w
+        .app
+        .get(
+            &format!("/api/v1/chatbots/{bot}/conversations"),
+            &other.token,
+        )
+        .await;
+    assert_eq!(
+        kept.as_array().map(Vec::len),
+        Some(1),
+        "the other account's 12 months still run"
+    );
+    let receipts = w.app.state.store.list_receipts(5).await.expect("receipts");
+    assert!(receipts.iter().any(|r| r.scope == "retention"));
+    // The dashboard shows and sets it.
+    let tab = crate::tab::Tab::new(&w.app);
+    tab.sign_in_as(&w.account.email).await;
+    let page = tab.get("/account").await;
+    assert!(
+        page.body.contains("Message retention") && page.body.contains("value=\"3\""),
+        "{}",
+        page.body
+    );
+    let bad = tab
+        .post(
+            "/account/retention",
+            &[("csrf", &page.csrf()), ("retention_days", "999")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let ok = tab
+        .post(
+            "/account/retention",
+            &[("csrf", &page.csrf()), ("retention_days", "90")],
+        )
+        .await;
+    assert!(ok.status.is_redirection());
+}

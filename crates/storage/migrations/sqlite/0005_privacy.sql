@@ -24,3 +24,9 @@ CREATE TABLE data_deletion_requests (
     received_at     INTEGER NOT NULL,
     completed_at    INTEGER
 );
+
+-- Retention: messages (and answer records) older than this many days are purged daily; NULL = 365 (the
+-- policy's 12 months). An account may only shorten it.
+ALTER TABLE accounts ADD COLUMN retention_days INTEGER;
+CREATE INDEX messages_created_idx ON messages (created_at);
+CREATE INDEX answers_created_idx ON answers (created_at);
