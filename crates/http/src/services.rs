@@ -139,6 +139,15 @@ pub async fn delete_account(
     confirm_password(&account, password)
         .await
         .map_err(|_| DomainError::invalid("password", "is incorrect"))?;
+    erase_account(state, id, "account_owner").await
+}
+
+/// Deletes an account and everything it owns at once, without asking for its password: the owner's
+/// confirmed request (`delete_account`) or the operator's (`mtdesk admin account delete`, e.g. an account
+/// reported as a child's). Meta stops sending its channels' messages first; every table in one
+/// transaction; then files and derived indexes; a receipt records it under `path`.
+pub async fn erase_account(state: &AppState, id: &AccountId, path: &str) -> ApiResult<DeletedRows> {
+    let started = mtdesk_domain::now_ms();
     let bots = state.store.list_chatbots(id).await?;
     // Meta stops sending this account's channels' messages here (their rows go with the account below).
     state.channels.release_account(id).await;
@@ -153,5 +162,22 @@ pub async fn delete_account(
         state.knowledge.knowledge.forget(&bot.id);
     }
     tracing::info!(account.id = %id, rows = deleted.total(), "account deleted");
+    let counts: Vec<(&str, u64)> = deleted
+        .tables
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(t, n)| (t.as_str(), *n))
+        .collect();
+    state
+        .store
+        .insert_receipt(
+            "account",
+            path,
+            &state.privacy.subject_hash("account", id.as_str()),
+            &counts,
+            None,
+            started,
+        )
+        .await?;
     Ok(deleted)
 }

@@ -83,6 +83,18 @@ enum AdminAccount {
         #[arg(long)]
         company: String,
     },
+    /// Delete an account and everything it owns at once, without its password: an account reported as a
+    /// child's (under 16), or a deletion request received by email. Prints the deletion receipt.
+    Delete {
+        #[arg(long)]
+        email: String,
+        /// Why: `under-16` or `request` (recorded on the receipt).
+        #[arg(long)]
+        reason: String,
+        /// Confirms the deletion (it cannot be undone).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -193,6 +205,43 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!(e.user_message()))?;
             println!("created account {} for {}", account.id, account.email);
+        }
+        Admin::Account {
+            command: AdminAccount::Delete { email, reason, yes },
+        } => {
+            let path = match reason.as_str() {
+                "under-16" => "operator_under_16",
+                "request" => "operator_request",
+                other => anyhow::bail!("--reason must be under-16 or request, not {other:?}"),
+            };
+            if !yes {
+                anyhow::bail!("deleting an account cannot be undone: add --yes to confirm");
+            }
+            let account = state
+                .store
+                .find_account_by_email(&email)
+                .await
+                .map_err(|e| match e {
+                    mtdesk_storage::StorageError::NotFound => {
+                        anyhow::anyhow!("no account with email {email}")
+                    }
+                    other => anyhow::Error::new(other),
+                })?;
+            let deleted = mtdesk_http::services::erase_account(&state, &account.id, path)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.user_message()))?;
+            println!(
+                "deleted account {} ({} rows: {})",
+                account.id,
+                deleted.total(),
+                deleted
+                    .tables
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(t, n)| format!("{t} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         Admin::Token {
             command: AdminToken::Create { email, name },

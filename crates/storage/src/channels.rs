@@ -201,6 +201,25 @@ fn channel_from(r: &AnyRow) -> Result<Channel> {
     })
 }
 
+fn inbox_from(r: &AnyRow) -> Result<InboxConversation> {
+    Ok(InboxConversation {
+        id: ConversationId::from_db(r.try_get("id")?),
+        chatbot_id: ChatbotId::from_db(r.try_get("chatbot_id")?),
+        channel_id: r
+            .try_get::<Option<String>, _>("channel_id")?
+            .map(ChannelId::from_db),
+        channel: r.try_get("channel")?,
+        contact_name: r.try_get("contact_name")?,
+        contact_id: r.try_get("contact_id")?,
+        contact_phone: r.try_get("contact_phone")?,
+        mode: ConversationMode::parse(&r.try_get::<String, _>("mode")?)
+            .unwrap_or(ConversationMode::Bot),
+        last_message: r.try_get("last_message")?,
+        last_inbound_at: r.try_get("last_inbound_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
 /// Shortens text for the inbox preview.
 fn preview(text: &str) -> String {
     const MAX: usize = 140;
@@ -996,27 +1015,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(InboxConversation {
-                    id: ConversationId::from_db(r.try_get("id")?),
-                    chatbot_id: ChatbotId::from_db(r.try_get("chatbot_id")?),
-                    channel_id: r
-                        .try_get::<Option<String>, _>("channel_id")?
-                        .map(ChannelId::from_db),
-                    channel: r.try_get("channel")?,
-                    contact_name: r.try_get("contact_name")?,
-                    contact_id: r.try_get("contact_id")?,
-                    contact_phone: r.try_get("contact_phone")?,
-                    mode: ConversationMode::parse(&r.try_get::<String, _>("mode")?)
-                        .unwrap_or(ConversationMode::Bot),
-                    last_message: r.try_get("last_message")?,
-                    last_inbound_at: r.try_get("last_inbound_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StorageError::from)
+        rows.iter().map(inbox_from).collect()
     }
 
     /// One conversation of the account (inbox row).
@@ -1034,23 +1033,7 @@ impl Store {
         .bind(id.as_str())
         .fetch_one(self.pool())
         .await?;
-        let r = &rows;
-        Ok(InboxConversation {
-            id: ConversationId::from_db(r.try_get("id")?),
-            chatbot_id: ChatbotId::from_db(r.try_get("chatbot_id")?),
-            channel_id: r
-                .try_get::<Option<String>, _>("channel_id")?
-                .map(ChannelId::from_db),
-            channel: r.try_get("channel")?,
-            contact_name: r.try_get("contact_name")?,
-            contact_id: r.try_get("contact_id")?,
-            contact_phone: r.try_get("contact_phone")?,
-            mode: ConversationMode::parse(&r.try_get::<String, _>("mode")?)
-                .unwrap_or(ConversationMode::Bot),
-            last_message: r.try_get("last_message")?,
-            last_inbound_at: r.try_get("last_inbound_at")?,
-            updated_at: r.try_get("updated_at")?,
-        })
+        inbox_from(&rows)
     }
 
     /// Every message of a conversation, oldest first.

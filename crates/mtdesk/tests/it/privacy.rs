@@ -380,3 +380,67 @@ async fn messages_are_purged_after_the_accounts_retention() {
         .await;
     assert!(ok.status.is_redirection());
 }
+
+#[tokio::test]
+async fn the_operator_deletes_an_account_reported_as_a_childs_at_once() {
+    let app = TestApp::spawn().await;
+    let acct = app.sign_up(&crate::helpers::email("child")).await;
+    app.create_chatbot(&acct.token, "Bot").await;
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mtdesk"));
+        cmd.args(args)
+            .env("MTDESK_DATA_DIR", &app.data_dir)
+            .env("MTDESK_DATABASE_URL", app.database_url())
+            .env(
+                "MTDESK_SECRET_KEY",
+                "test-secret-key-0123456789abcdef0123456789",
+            )
+            .env("MTDESK_MODEL_DIR", app.data_dir.join("no-model"));
+        cmd.output().expect("run mtdesk")
+    };
+    let base = ["admin", "account", "delete", "--email", acct.email.as_str()];
+    let no_yes = run(&[&base[..], &["--reason", "under-16"]].concat());
+    assert_eq!(no_yes.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_yes.stderr).contains("--yes"));
+    let bad_reason = run(&[&base[..], &["--reason", "dislike", "--yes"]].concat());
+    assert_eq!(bad_reason.status.code(), Some(1));
+    let unknown = run(&[
+        "admin",
+        "account",
+        "delete",
+        "--email",
+        "nobody@example.com",
+        "--reason",
+        "request",
+        "--yes",
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert_eq!(
+        app.get("/api/v1/account", &acct.token).await.0,
+        StatusCode::OK,
+        "nothing deleted yet"
+    );
+    let ok = run(&[&base[..], &["--reason", "under-16", "--yes"]].concat());
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("deleted account"));
+    assert_eq!(
+        app.get("/api/v1/account", &acct.token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let left = mtdesk_storage::catalogue::rows_referencing_account(&app.state.store, &acct.id)
+        .await
+        .expect("scan");
+    assert!(left.iter().all(|(_, n)| *n == 0), "{left:?}");
+    let receipts = app.state.store.list_receipts(5).await.expect("receipts");
+    assert!(
+        receipts
+            .iter()
+            .any(|r| r.scope == "account" && r.path == "operator_under_16"),
+        "{receipts:?}"
+    );
+}
