@@ -642,11 +642,11 @@ impl ChannelService {
         let graph = self.graph()?;
         let sealed = self.inner.store.find_channel_secret(&channel.id).await?;
         let token = self.token(&channel, &sealed)?;
-        // WhatsApp: the number when known (`to`, §4.2); a BSUID only for username-only users.
-        let contact = match (channel.kind, &conv.contact_phone) {
-            (ChannelKind::Whatsapp, Some(phone)) if !phone.is_empty() => phone.clone(),
-            _ => conv.contact_id.clone().unwrap_or_default(),
-        };
+        let contact = recipient(
+            channel.kind,
+            conv.contact_phone.as_deref(),
+            conv.contact_id.as_deref().unwrap_or_default(),
+        );
         let mut first_id = None;
         for piece in crate::split_message(text, crate::limit_for(platform_of(channel.kind))) {
             let sent = if window == Window::HumanAgentOnly {
@@ -1012,10 +1012,10 @@ impl ChannelService {
             return Ok(());
         };
         // A person answered from the Page inbox: the bot steps back for this conversation.
-        if let Some(c) = self
+        if let Some((c, _)) = self
             .inner
             .store
-            .find_channel_conversation(&channel.id, user_id)
+            .conversation_state(&channel.id, user_id)
             .await?
         {
             self.inner
@@ -1192,17 +1192,9 @@ impl ChannelService {
         let Ok(token) = self.token(channel, &sealed) else {
             return Ok(());
         };
-        let recipient = match (channel.kind, &m.user_phone) {
-            (ChannelKind::Whatsapp, Some(phone)) if !phone.is_empty() => phone.clone(),
-            _ => m.user_id.clone(),
-        };
+        let to = recipient(channel.kind, m.user_phone.as_deref(), &m.user_id);
         if let Err(e) = graph
-            .send_text(
-                target(channel),
-                &token,
-                &recipient,
-                end_user::deleted_notice(lang),
-            )
+            .send_text(target(channel), &token, &to, end_user::deleted_notice(lang))
             .await
         {
             tracing::warn!(channel.id = %channel.id, error = %e, "telling the end user their data was deleted failed");
@@ -1394,19 +1386,16 @@ impl ChannelService {
                 return Ok(());
             }
         };
-        // WhatsApp: the number when known (`to`, §4.2); a BSUID only for username-only users.
-        let recipient = match (channel.kind, &work.contact_phone) {
-            (ChannelKind::Whatsapp, Some(phone)) if !phone.is_empty() => phone.clone(),
-            _ => work.contact_id.clone(),
-        };
+        let to = recipient(
+            channel.kind,
+            work.contact_phone.as_deref(),
+            &work.contact_id,
+        );
         let mut first_id: Option<String> = None;
         let pieces =
             crate::split_message(&reply.content, crate::limit_for(platform_of(channel.kind)));
         for piece in &pieces {
-            match graph
-                .send_text(target(channel), &token, &recipient, piece)
-                .await
-            {
+            match graph.send_text(target(channel), &token, &to, piece).await {
                 Ok(m) => {
                     if first_id.is_none() {
                         // Recorded at once, so a fast delivery status finds it.
@@ -1478,6 +1467,15 @@ enum ReplyError {
 
 fn other(e: StorageError) -> ReplyError {
     ReplyError::Other(e.into())
+}
+
+/// Whom to send to: on WhatsApp the customer's number when known (`to`, §4.2), a BSUID only for
+/// username-only users; elsewhere the platform-scoped id.
+fn recipient(kind: ChannelKind, phone: Option<&str>, user_id: &str) -> String {
+    match (kind, phone) {
+        (ChannelKind::Whatsapp, Some(p)) if !p.is_empty() => p.to_string(),
+        _ => user_id.to_string(),
+    }
 }
 
 fn target(c: &Channel) -> SendTarget<'_> {

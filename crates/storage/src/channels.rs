@@ -93,7 +93,6 @@ pub enum Recorded {
 pub struct ReplyWork {
     pub message_id: String,
     pub content: String,
-    pub has_attachments: bool,
     pub conversation_id: ConversationId,
     pub mode: ConversationMode,
     pub contact_id: String,
@@ -221,7 +220,7 @@ fn inbox_from(r: &AnyRow) -> Result<InboxConversation> {
 }
 
 /// Shortens text for the inbox preview.
-fn preview(text: &str) -> String {
+pub(crate) fn preview(text: &str) -> String {
     const MAX: usize = 140;
     match text.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &text[..i]),
@@ -427,15 +426,6 @@ impl Store {
         sqlx::query("UPDATE channels SET last_error = $2, last_error_at = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(error)
-            .bind(now_ms())
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn touch_channel_event(&self, id: &ChannelId) -> Result<()> {
-        sqlx::query("UPDATE channels SET last_event_at = $2 WHERE id = $1")
-            .bind(id.as_str())
             .bind(now_ms())
             .execute(self.pool())
             .await?;
@@ -697,7 +687,7 @@ impl Store {
     /// them is gone (disconnected, deleted).
     pub async fn find_reply_work(&self, message_id: &str) -> Result<ReplyWork> {
         let r = sqlx::query(
-            "SELECT m.id, m.content, m.attachments, m.channel_id, c.id AS conversation_id, c.mode, c.contact_id,
+            "SELECT m.id, m.content, m.channel_id, c.id AS conversation_id, c.mode, c.contact_id,
                     c.contact_phone, c.last_inbound_at, c.account_id
              FROM messages m JOIN conversations c ON c.id = m.conversation_id
              WHERE m.id = $1 AND m.role = 'user' AND m.channel_id IS NOT NULL",
@@ -712,7 +702,6 @@ impl Store {
         Ok(ReplyWork {
             message_id: r.try_get("id")?,
             content: r.try_get("content")?,
-            has_attachments: r.try_get::<Option<String>, _>("attachments")?.is_some(),
             conversation_id: ConversationId::from_db(r.try_get("conversation_id")?),
             mode: ConversationMode::parse(&r.try_get::<String, _>("mode")?)
                 .unwrap_or(ConversationMode::Bot),
@@ -923,24 +912,6 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
-    }
-
-    /// The conversation of one end user on one channel.
-    pub async fn find_channel_conversation(
-        &self,
-        channel: &ChannelId,
-        contact_id: &str,
-    ) -> Result<Option<ConversationId>> {
-        Ok(
-            sqlx::query("SELECT id FROM conversations WHERE channel_id = $1 AND contact_id = $2")
-                .bind(channel.as_str())
-                .bind(contact_id)
-                .fetch_optional(self.pool())
-                .await?
-                .map(|r| r.try_get::<String, _>("id"))
-                .transpose()?
-                .map(ConversationId::from_db),
-        )
     }
 
     /// The customer unsent a message (Instagram `is_deleted`): its text and attachments are removed.

@@ -227,7 +227,7 @@ impl Store {
                 }
                 sqlx::query("UPDATE conversations SET last_message = $2 WHERE id = $1")
                     .bind(conversation.as_str())
-                    .bind(a.answer.chars().take(140).collect::<String>())
+                    .bind(crate::channels::preview(&a.answer))
                     .execute(&mut *tx)
                     .await?;
             }
