@@ -126,6 +126,8 @@ pub struct AccountPage {
     retention_due: i64,
     retention_next: Option<String>,
     retention_errors: Errors,
+    /// "Download my data" (see `crate::export`).
+    export: crate::export::ExportsCard,
 }
 page!(AccountPage);
 
@@ -156,6 +158,9 @@ async fn account_page(
         retention_due: retention.messages_due_within_7_days,
         retention_next: retention.next_purge_at.map(web::date),
         retention_errors: Errors::none(),
+        export: crate::export::card(state, &user.account.id)
+            .await
+            .map_err(|e| api_error(user.chrome("account"), e))?,
         chrome,
         name: user.account.name.clone(),
         email: user.account.email.clone(),
@@ -219,7 +224,7 @@ pub async fn page(
     show(
         account_page(&state, &user, chrome).await,
         StatusCode::OK,
-        |_| {},
+        |p| p.export.notice = crate::export::notice(query.as_deref()),
     )
 }
 
@@ -370,6 +375,8 @@ pub struct DeletedPage {
     chrome: Chrome,
     tables: Vec<(String, u64)>,
     total: u64,
+    receipt_id: String,
+    email: String,
 }
 page!(DeletedPage);
 
@@ -394,8 +401,10 @@ pub async fn delete(
             chrome.csrf = user.csrf.token.clone();
             let page = DeletedPage {
                 chrome,
-                total: deleted.total(),
-                tables: deleted.tables,
+                total: deleted.deleted.total(),
+                tables: deleted.deleted.tables,
+                receipt_id: deleted.receipt.id,
+                email: deleted.email,
             };
             let mut resp = respond(StatusCode::OK, &page);
             web::append_cookie(&mut resp, &auth::clear_cookie(&state, SESSION_COOKIE));

@@ -16,6 +16,7 @@ mod chat;
 mod chatbots;
 mod deletion_status;
 mod deploy;
+mod export;
 mod inbox;
 mod knowledge;
 mod policy;
@@ -98,6 +99,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/tokens/{id}/delete", post(account::revoke_token))
         .route("/account/delete", post(account::delete))
         .route("/account/retention", post(account::retention))
+        .route("/account/export", post(export::request))
         .route("/account/providers", get(providers::page))
         .route("/account/providers/{provider}/key", post(providers::save))
         .route(

@@ -12,6 +12,7 @@ pub mod end_user;
 pub mod ids;
 pub mod knowledge;
 pub mod month;
+pub mod privacy_request;
 pub mod qa;
 pub mod text;
 

@@ -38,6 +38,8 @@ pub struct WebConfig {
     pub operator_name: String,
     /// Where people send privacy and deletion requests (`MTDESK_PRIVACY_EMAIL`).
     pub privacy_email: Option<String>,
+    /// Accounts (normalized emails) allowed on the operator pages (`MTDESK_OPERATOR_EMAILS`).
+    pub operator_emails: Vec<String>,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     /// The instance secret (from `MTDESK_SECRET_KEY` or the generated key file): keys the CSRF HMAC.
@@ -77,6 +79,10 @@ pub struct AppState {
     pub channels: mtdesk_channels::ChannelService,
     /// The deletion engine (receipts) and Meta's deauthorize / data-deletion callbacks.
     pub privacy: mtdesk_privacy::Engine,
+    /// The durable email outbox (delivered over SMTP when configured, see [`AppState::with_mailer`]).
+    pub outbox: mtdesk_email::Outbox,
+    /// "Download my data": requests, builds (the worker in `mtdesk::serve`), downloads and purges exports.
+    pub exporter: mtdesk_privacy::export::Exporter,
     pub config: Arc<WebConfig>,
     pub throttle: Arc<auth::LoginThrottle>,
     pub metrics: Arc<metrics::Metrics>,
@@ -107,12 +113,27 @@ impl AppState {
             answerer.clone(),
             meta,
         );
-        let privacy =
-            mtdesk_privacy::Engine::new(store.clone(), channels.clone(), &config.secret_key);
+        let privacy = mtdesk_privacy::Engine::new(
+            store.clone(),
+            channels.clone(),
+            files.clone(),
+            &config.secret_key,
+        );
+        let outbox = mtdesk_email::Outbox::new(
+            store.clone(),
+            mtdesk_email::Mailer::parse(None, &default_from(&config))?,
+        );
+        let privacy = privacy.with_mail(mail_context(&outbox, &config));
         Ok(Self {
             answerer,
             channels,
             privacy,
+            outbox,
+            exporter: mtdesk_privacy::export::Exporter::new(
+                store.clone(),
+                files.clone(),
+                &config.secret_key,
+            ),
             knowledge,
             store,
             files,
@@ -125,6 +146,17 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             dummy_hash,
         })
+    }
+
+    /// Delivers mail with `mailer` (from `MTDESK_SMTP_URL` and the From address); without it mails wait in
+    /// the outbox.
+    pub fn with_mailer(mut self, mailer: mtdesk_email::Mailer) -> Self {
+        self.outbox = mtdesk_email::Outbox::new(self.store.clone(), mailer);
+        self.privacy = self
+            .privacy
+            .clone()
+            .with_mail(mail_context(&self.outbox, &self.config));
+        self
     }
 }
 
@@ -192,4 +224,25 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The From address when `MTDESK_MAIL_FROM` is not set: `no-reply@` the public URL's host.
+pub fn default_from(config: &WebConfig) -> String {
+    let host = url::Url::parse(&config.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .filter(|h| h.contains('.') && h.bytes().any(|b| b.is_ascii_alphabetic()))
+        .unwrap_or_else(|| "localhost.localdomain".into());
+    format!("MT Desk <no-reply@{host}>")
+}
+
+fn mail_context(outbox: &mtdesk_email::Outbox, config: &WebConfig) -> mtdesk_privacy::Mail {
+    mtdesk_privacy::Mail {
+        outbox: outbox.clone(),
+        site: mtdesk_email::Site {
+            name: config.operator_name.clone(),
+            public_url: config.public_url.clone(),
+        },
+        operator: config.privacy_email.clone(),
+    }
 }

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use mtdesk_domain::{AccountId, AccountUpdate, DomainError, NewAccount, Password};
-use mtdesk_storage::accounts::DeletedRows;
+use mtdesk_privacy::AccountDeletion;
 use mtdesk_storage::{Account, ApiToken};
 
 /// Creates an account. The password is hashed off the async workers; a taken email is a 409 (the unique
@@ -131,7 +131,7 @@ pub async fn delete_account(
     state: &AppState,
     id: &AccountId,
     password: &str,
-) -> ApiResult<DeletedRows> {
+) -> ApiResult<AccountDeletion> {
     let account = state.store.find_account(id).await?;
     if password.is_empty() {
         return Err(DomainError::invalid("password", "is required to delete the account").into());
@@ -143,41 +143,18 @@ pub async fn delete_account(
 }
 
 /// Deletes an account and everything it owns at once, without asking for its password: the owner's
-/// confirmed request (`delete_account`) or the operator's (`mtdesk admin account delete`, e.g. an account
-/// reported as a child's). Meta stops sending its channels' messages first; every table in one
-/// transaction; then files and derived indexes; a receipt records it under `path`.
-pub async fn erase_account(state: &AppState, id: &AccountId, path: &str) -> ApiResult<DeletedRows> {
-    let started = mtdesk_domain::now_ms();
-    let bots = state.store.list_chatbots(id).await?;
-    // Meta stops sending this account's channels' messages here (their rows go with the account below).
-    state.channels.release_account(id).await;
-    let deleted = state.store.delete_account(id).await?;
-    state
-        .files
-        .delete_account(id)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("deleting account files: {e}")))?;
-    // The derived indexes of this node forget the texts now; other nodes drop theirs at their next
-    // search or sweep (the chatbots are gone from the database).
-    for bot in &bots {
-        state.knowledge.knowledge.forget(&bot.id);
+/// confirmed request (`delete_account`) or the operator's (`mtdesk admin account delete`, an emailed
+/// request, an account reported as a child's). The deletion engine does the work and writes the receipt;
+/// this node's derived indexes forget the account's texts (other nodes drop theirs at their next search
+/// or sweep, the chatbots being gone from the database).
+pub async fn erase_account(
+    state: &AppState,
+    id: &AccountId,
+    path: &str,
+) -> ApiResult<AccountDeletion> {
+    let done = state.privacy.delete_account(id, path).await?;
+    for bot in &done.chatbots {
+        state.knowledge.knowledge.forget(bot);
     }
-    tracing::info!(account.id = %id, rows = deleted.total(), "account deleted");
-    let counts: Vec<(&str, u64)> = deleted
-        .tables
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(t, n)| (t.as_str(), *n))
-        .collect();
-    state
-        .store
-        .insert_receipt(
-            "account",
-            path,
-            &state.privacy.subject_hash("account", id.as_str()),
-            &counts,
-            None,
-            started,
-        )
-        .await?;
-    Ok(deleted)
+    Ok(done)
 }

@@ -1,5 +1,6 @@
 //! The `mtdesk` binary's wiring: settings → store → state → router → server. No business logic here.
 
+pub mod operator;
 pub mod settings;
 
 use anyhow::Context;
@@ -84,6 +85,7 @@ pub fn web_config(settings: &Settings, secret_key: Vec<u8>) -> WebConfig {
         public_url: settings.public_url.clone(),
         operator_name: settings.operator_name.clone(),
         privacy_email: settings.privacy_email.clone(),
+        operator_emails: settings.operator_emails.clone(),
         secure_cookies: settings.secure_cookies(),
         secret_key,
         max_body_bytes: settings.max_body_bytes,
@@ -112,7 +114,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         .for_background_work(&settings.database_url)
         .await
         .context("opening the channel worker's database connections")?;
-    AppState::new(
+    let from = settings
+        .mail_from
+        .clone()
+        .unwrap_or_else(|| mtdesk_http::default_from(&config));
+    let mailer = mtdesk_email::Mailer::parse(settings.smtp_url.as_ref().map(|s| s.expose()), &from)
+        .context("MTDESK_SMTP_URL / MTDESK_MAIL_FROM")?;
+    Ok(AppState::new(
         store,
         files,
         config,
@@ -120,7 +128,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         knowledge,
         meta_config(settings),
         work,
-    )
+    )?
+    .with_mailer(mailer))
 }
 
 /// Meta app settings for the channel service.
@@ -290,21 +299,51 @@ pub async fn serve(
         // Meta data-deletion requests a crash interrupted are finished first thing; then the retention
         // purge runs every hour (each run deletes what expired since, in small batches).
         let privacy = state.privacy.clone();
+        let knowledge = state.knowledge.knowledge.clone();
         channel_tasks.push(tokio::spawn(async move {
             match privacy.resume_pending().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(requests = n, "resumed interrupted data-deletion requests"),
                 Err(e) => tracing::error!(error = %e, "resuming data-deletion requests failed"),
             }
+            match privacy.resume_account_deletions().await {
+                Ok(done) if done.is_empty() => {}
+                Ok(done) => {
+                    for d in &done {
+                        for bot in &d.chatbots {
+                            knowledge.forget(bot);
+                        }
+                    }
+                    tracing::info!(
+                        accounts = done.len(),
+                        "finished interrupted account deletions"
+                    )
+                }
+                Err(e) => tracing::error!(error = %e, "resuming account deletions failed"),
+            }
+            if let Err(e) = privacy.resume_requests().await {
+                tracing::error!(error = %e, "confirming executed deletion requests failed");
+            }
+            // Hourly: the retention purge and the deadline check of emailed deletion requests (each
+            // request is in the operator's warning at most once a day).
             let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 every.tick().await;
-                if let Err(e) = privacy.purge_expired(mtdesk_domain::now_ms()).await {
+                let now = mtdesk_domain::now_ms();
+                if let Err(e) = privacy.purge_expired(now).await {
                     tracing::error!(error = %e, "the retention purge failed");
+                }
+                if let Err(e) = privacy.warn_deadlines(now).await {
+                    tracing::error!(error = %e, "checking deletion request deadlines failed");
                 }
             }
         }));
     }
+    // Email delivery (a no-op loop without SMTP: mails wait in the outbox).
+    let (mail_stop, mail_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mailer = tokio::spawn(state.outbox.clone().run(async move {
+        let _ = mail_stopped.await;
+    }));
     // The background worker (ingestion, scheduled re-syncs). Tests pass `None` and run jobs themselves.
     let worker = ingestor.map(|ingestor| {
         tokio::spawn(mtdesk_knowledge::worker::run(
@@ -325,12 +364,43 @@ pub async fn serve(
             }
         }
     });
+    // "Download my data": builds requested exports (at once when a request wakes it, else every 2 s; claims
+    // make it safe on several nodes) and deletes expired archives every minute.
+    let exporter = state.exporter.clone();
+    let exports = tokio::spawn(async move {
+        let mut last_purge: Option<std::time::Instant> = None;
+        loop {
+            match exporter.run_pending().await {
+                Ok(finished) => {
+                    for done in finished {
+                        // EXPORT READY EMAIL: queue the "your data is ready" mail for `done.account_id` here,
+                        // linking to public_url + `done.link_path()`, valid until `done.expires_at`.
+                        tracing::debug!(export.id = %done.export_id, "data export ready");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "building data exports failed"),
+            }
+            if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                if let Err(e) = exporter.purge_expired(mtdesk_domain::now_ms()).await {
+                    tracing::error!(error = %e, "deleting expired data exports failed");
+                }
+                last_purge = Some(std::time::Instant::now());
+            }
+            tokio::select! {
+                () = exporter.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP");
     sweeper.abort();
+    exports.abort();
+    let _ = mail_stop.send(());
+    let _ = mailer.await;
     if let Some(w) = worker {
         w.abort();
     }

@@ -46,6 +46,17 @@ enum Admin {
         #[command(subcommand)]
         command: AdminEval,
     },
+    /// Deletion requests received by email: add, list, show, accept, execute, tick the sub-processor
+    /// checklist.
+    DeletionRequest {
+        #[command(subcommand)]
+        command: mtdesk::operator::DeletionRequestCommand,
+    },
+    /// Mails waiting in the outbox or failed (with --retry, failed ones are queued again).
+    Outbox {
+        #[arg(long)]
+        retry: bool,
+    },
     /// Process every knowledge source of a chatbot again (extract, chunk, embed), with a progress bar.
     Reindex {
         /// The chatbot's id.
@@ -186,6 +197,13 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
     match command {
         Admin::Eval { .. } => unreachable_eval()?,
         Admin::Reindex { chatbot } => reindex(&settings, &state, &chatbot).await?,
+        Admin::DeletionRequest { command } => {
+            print!(
+                "{}",
+                mtdesk::operator::deletion_request(&state, command).await?
+            )
+        }
+        Admin::Outbox { retry } => print!("{}", mtdesk::operator::outbox(&state, retry).await?),
         Admin::Account {
             command:
                 AdminAccount::Create {
@@ -227,11 +245,12 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
                     }
                     other => anyhow::Error::new(other),
                 })?;
-            let deleted = mtdesk_http::services::erase_account(&state, &account.id, path)
+            let done = mtdesk_http::services::erase_account(&state, &account.id, path)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.user_message()))?;
+            let deleted = &done.deleted;
             println!(
-                "deleted account {} ({} rows: {})",
+                "deleted account {} ({} rows: {}); receipt {}",
                 account.id,
                 deleted.total(),
                 deleted
@@ -240,7 +259,8 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
                     .filter(|(_, n)| *n > 0)
                     .map(|(t, n)| format!("{t} {n}"))
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                done.receipt.id
             );
         }
         Admin::Token {

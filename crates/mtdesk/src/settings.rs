@@ -91,6 +91,10 @@ pub struct Settings {
     pub providers: Vec<ProviderSettings>,
     pub stripe: StripeSettings,
     pub smtp_url: Option<Secret>,
+    /// The From mailbox of every mail (`MTDESK_MAIL_FROM`); default `MT Desk <no-reply@<public host>>`.
+    pub mail_from: Option<String>,
+    /// Accounts (by email) that may use the operator pages (`MTDESK_OPERATOR_EMAILS`, comma-separated).
+    pub operator_emails: Vec<String>,
     pub allow_private_urls: bool,
     /// Who runs this instance (Privacy Policy, Data Deletion page).
     pub operator_name: String,
@@ -142,6 +146,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "MTDESK_STRIPE_WEBHOOK_SECRET",
     "MTDESK_STRIPE_API_BASE",
     "MTDESK_SMTP_URL",
+    "MTDESK_MAIL_FROM",
+    "MTDESK_OPERATOR_EMAILS",
     "MTDESK_ALLOW_PRIVATE_URLS",
     "MTDESK_OPERATOR_NAME",
     "MTDESK_PRIVACY_EMAIL",
@@ -350,6 +356,29 @@ impl Settings {
             r.errors
                 .push("MTDESK_SMTP_URL must start with smtp:// or smtps://".into());
         }
+        let mail_from = r.get("MTDESK_MAIL_FROM");
+        if let Some(f) = &mail_from
+            && !(f.contains('@') && f.len() <= 300)
+        {
+            r.errors.push(format!(
+                "MTDESK_MAIL_FROM must be a mailbox such as `Acme Support <no-reply@acme.example>`, not {f:?}"
+            ));
+        }
+        let mut operator_emails = Vec::new();
+        for e in r
+            .get("MTDESK_OPERATOR_EMAILS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            match mtdesk_domain::Email::parse(e) {
+                Ok(e) => operator_emails.push(e.normalized()),
+                Err(_) => r.errors.push(format!(
+                    "MTDESK_OPERATOR_EMAILS holds {e:?}, which is not an email address"
+                )),
+            }
+        }
         let allow_private_urls = r.flag("MTDESK_ALLOW_PRIVATE_URLS");
         let operator_name = r
             .get("MTDESK_OPERATOR_NAME")
@@ -410,6 +439,8 @@ impl Settings {
             providers,
             stripe,
             smtp_url,
+            mail_from,
+            operator_emails,
             allow_private_urls,
             operator_name,
             privacy_email,
@@ -428,7 +459,7 @@ impl Settings {
         let mut off = Vec::new();
         if self.smtp_url.is_none() {
             off.push(
-                "email is off (no MTDESK_SMTP_URL): verification and notices are not sent".into(),
+                "email is off (no MTDESK_SMTP_URL): mails wait in the outbox (see `mtdesk admin outbox`)".into(),
             );
         }
         if self.meta.app_id.is_none() || self.meta.app_secret.is_none() {

@@ -5,16 +5,20 @@
 //! operator can prove compliance without keeping the personal data. Every function is idempotent: running it
 //! again deletes nothing more and still returns a receipt.
 //!
-//! Scopes here: a channel (Disconnect), a Meta user (every channel that user connected: the deauthorize and
-//! data-deletion callbacks). Account deletion goes through `mtdesk_http::services::delete_account`, which
-//! unsubscribes the account's channels at Meta first and deletes every table in one transaction.
+//! Scopes here: an account (every path: the owner, the API, the operator, an emailed request), a channel
+//! (Disconnect), a Meta user (every channel that user connected: the deauthorize and data-deletion
+//! callbacks); the end user of a channel is the channel service's (`ChannelService::delete_end_user`).
 
+pub mod export;
+pub mod requests;
 pub mod signed_request;
 
 use mtdesk_channels::{ChannelError, ChannelService};
 use mtdesk_domain::{AccountId, ChannelId, now_ms};
-use mtdesk_storage::{DeletionRequest, Receipt, StorageError, Store};
+use mtdesk_storage::accounts::DeletedRows;
+use mtdesk_storage::{DeletionRequest, FileStore, Receipt, StorageError, Store};
 use signed_request::SignedRequestError;
+use std::time::{Duration, Instant};
 
 /// How a deletion was asked for (recorded on its receipt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,7 @@ pub enum DeletionPath {
     MetaDeauthorize,
     MetaDataDeletion,
     Operator,
+    EmailedRequest,
 }
 
 impl DeletionPath {
@@ -34,6 +39,7 @@ impl DeletionPath {
             Self::MetaDeauthorize => "meta_deauthorize",
             Self::MetaDataDeletion => "meta_data_deletion",
             Self::Operator => "operator",
+            Self::EmailedRequest => "emailed_request",
         }
     }
 }
@@ -48,6 +54,15 @@ pub enum PrivacyError {
     /// Meta callbacks need the app secret (→ 403); nothing changed.
     #[error("Meta callbacks are not configured on this server (no MTDESK_META_APP_SECRET)")]
     NotConfigured,
+    /// A bad input (→ 422).
+    #[error(transparent)]
+    Invalid(#[from] mtdesk_domain::DomainError),
+    /// The request's state does not allow this (→ 409), in words.
+    #[error("{0}")]
+    Refused(String),
+    /// Rendering or queueing a mail failed.
+    #[error(transparent)]
+    Email(mtdesk_email::EmailError),
     #[error(transparent)]
     Channel(ChannelError),
     #[error(transparent)]
@@ -59,6 +74,15 @@ impl From<StorageError> for PrivacyError {
         match e {
             StorageError::NotFound => PrivacyError::NotFound,
             other => PrivacyError::Storage(other),
+        }
+    }
+}
+
+impl From<mtdesk_email::EmailError> for PrivacyError {
+    fn from(e: mtdesk_email::EmailError) -> Self {
+        match e {
+            mtdesk_email::EmailError::Storage(s) => s.into(),
+            other => PrivacyError::Email(other),
         }
     }
 }
@@ -77,7 +101,30 @@ impl From<ChannelError> for PrivacyError {
 pub struct Engine {
     store: Store,
     channels: ChannelService,
+    files: FileStore,
     hash_key: [u8; 32],
+    mail: Option<Mail>,
+}
+
+/// How the engine sends its mails: the outbox, the site the mails name, and the operator's address for
+/// deadline warnings.
+#[derive(Clone)]
+pub struct Mail {
+    pub outbox: mtdesk_email::Outbox,
+    pub site: mtdesk_email::Site,
+    pub operator: Option<String>,
+}
+
+/// What an account deletion removed, and who to confirm it to.
+#[derive(Debug, Clone)]
+pub struct AccountDeletion {
+    pub receipt: Receipt,
+    pub deleted: DeletedRows,
+    /// The chatbots that were deleted: callers drop their in-memory indexes.
+    pub chatbots: Vec<mtdesk_domain::ChatbotId>,
+    /// The address and name the confirmation goes to (the account row is gone).
+    pub email: String,
+    pub name: String,
 }
 
 /// A confirmation code: 20 random alphanumeric characters (§6.3: alphanumeric, unique).
@@ -93,13 +140,140 @@ pub fn confirmation_code() -> String {
 impl Engine {
     /// `secret_key` is the instance secret; subject hashes are keyed with a key derived from it, so they
     /// cannot be reversed by guessing ids without the secret.
-    pub fn new(store: Store, channels: ChannelService, secret_key: &[u8]) -> Self {
+    pub fn new(
+        store: Store,
+        channels: ChannelService,
+        files: FileStore,
+        secret_key: &[u8],
+    ) -> Self {
         let hash_key = mtdesk_channels::service::receipt_key(secret_key);
         Self {
             store,
             channels,
+            files,
             hash_key,
+            mail: None,
         }
+    }
+
+    /// Sends confirmations, acknowledgements and warnings through `mail` (queued in the outbox; delivered
+    /// once SMTP is configured).
+    pub fn with_mail(mut self, mail: Mail) -> Self {
+        self.mail = Some(mail);
+        self
+    }
+
+    pub fn mail(&self) -> Option<&Mail> {
+        self.mail.as_ref()
+    }
+
+    /// Deletes an account and everything it owns: Meta stops sending its channels' messages first; the
+    /// account is marked (sessions and tokens end at once, a crash resumes from the mark); its large
+    /// tables go in short batches (see [`delete_in_batches`]); the rest in one transaction, which also
+    /// strips the daily aggregates of its ids; then its files (originals, exports). Returns the receipt.
+    /// Idempotent for a marked account; `NotFound` once it is gone. The owner gets a confirmation email
+    /// with the receipt's summary.
+    pub async fn delete_account(
+        &self,
+        id: &AccountId,
+        path: &str,
+    ) -> Result<AccountDeletion, PrivacyError> {
+        let done = self.delete_account_quietly(id, path).await?;
+        if let Some(mail) = &self.mail {
+            let counts: Vec<(String, u64)> = done
+                .receipt
+                .counts
+                .iter()
+                .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
+                .collect();
+            let rendered = mtdesk_email::messages::account_deleted(
+                &mail.site,
+                &done.name,
+                &counts,
+                done.receipt.kept.as_deref(),
+                &done.receipt.id,
+                done.receipt.completed_at.unwrap_or_else(now_ms),
+            )?;
+            // Not tied to the account (it is gone): the row and its address go once the mail is sent.
+            if let Err(e) = mail.outbox.enqueue(None, &done.email, rendered).await {
+                tracing::warn!(error = %e, "queueing the deletion confirmation failed");
+            }
+        }
+        Ok(done)
+    }
+
+    /// [`Engine::delete_account`] without the confirmation email (an emailed request confirms itself).
+    pub async fn delete_account_quietly(
+        &self,
+        id: &AccountId,
+        path: &str,
+    ) -> Result<AccountDeletion, PrivacyError> {
+        let started = now_ms();
+        let account = self.store.find_account(id).await?;
+        let chatbots = self
+            .store
+            .list_chatbots(id)
+            .await?
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        self.store.mark_account_deleting(id, path).await?;
+        // Meta stops sending this account's channels' messages (their rows go below).
+        self.channels.release_account(id).await;
+        let mut deleted = DeletedRows::default();
+        for (table, _) in mtdesk_storage::catalogue::BATCHED_TABLES {
+            let n = delete_in_batches(&self.store, id, table).await?;
+            deleted.tables.push(((*table).to_string(), n));
+        }
+        let rest = self.store.delete_account(id).await?;
+        for (table, n) in rest.tables {
+            match deleted.tables.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, m)) => *m += n,
+                None => deleted.tables.push((table, n)),
+            }
+        }
+        self.files
+            .delete_account(id)
+            .map_err(|e| PrivacyError::Storage(StorageError::Other(anyhow_io(e))))?;
+        tracing::info!(account.id = %id, rows = deleted.total(), path, "account deleted");
+        let counts: Vec<(&str, u64)> = deleted
+            .tables
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| (t.as_str(), *n))
+            .collect();
+        let receipt = self
+            .store
+            .insert_receipt(
+                "account",
+                path,
+                &self.subject_hash("account", id.as_str()),
+                &counts,
+                None,
+                started,
+            )
+            .await?;
+        Ok(AccountDeletion {
+            receipt,
+            deleted,
+            chatbots,
+            email: account.email,
+            name: account.name,
+        })
+    }
+
+    /// Finishes account deletions a crash interrupted (called at start-up).
+    pub async fn resume_account_deletions(&self) -> Result<Vec<AccountDeletion>, PrivacyError> {
+        let mut done = Vec::new();
+        for (id, path, _) in self.store.accounts_being_deleted().await? {
+            tracing::info!(account.id = %id, "resuming an interrupted account deletion");
+            match self.delete_account(&id, &path).await {
+                Ok(d) => done.push(d),
+                Err(PrivacyError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// HMAC-SHA256(key, "scope:id"), hex: how receipts name their subject.
@@ -269,5 +443,44 @@ impl Engine {
             None => None,
         };
         Ok((request, receipt))
+    }
+}
+
+fn anyhow_io(e: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(e).context("deleting the account's files")
+}
+
+/// Rows per transaction when deleting an account's large tables: about 10k on PostgreSQL (row locks only).
+/// SQLite has one writer lock, so there the batch adapts to take about [`SQLITE_BATCH_TARGET`] and the
+/// engine pauses briefly between batches: waiting webhook writes get the lock in between.
+const BATCH_MAX: i64 = 10_000;
+const SQLITE_BATCH_TARGET: Duration = Duration::from_millis(15);
+const SQLITE_PAUSE: Duration = Duration::from_millis(3);
+
+/// Deletes every row of `table` that belongs to the account, batch by batch. Returns the rows deleted.
+pub async fn delete_in_batches(
+    store: &Store,
+    id: &AccountId,
+    table: &str,
+) -> Result<u64, StorageError> {
+    let sqlite = store.backend() == mtdesk_storage::Backend::Sqlite;
+    let mut batch = if sqlite { 2_000 } else { BATCH_MAX };
+    let mut total = 0;
+    loop {
+        let t = Instant::now();
+        let n = store.delete_account_batch(id, table, batch).await?;
+        total += n;
+        if n < batch as u64 {
+            return Ok(total);
+        }
+        if sqlite {
+            let took = t.elapsed();
+            if took > SQLITE_BATCH_TARGET && batch > 500 {
+                batch /= 2;
+            } else if took < SQLITE_BATCH_TARGET / 2 && batch < BATCH_MAX {
+                batch = (batch * 2).min(BATCH_MAX);
+            }
+            tokio::time::sleep(SQLITE_PAUSE).await;
+        }
     }
 }

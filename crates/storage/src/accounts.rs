@@ -100,7 +100,7 @@ impl Store {
     /// Looks an account up by email, case-insensitively.
     pub async fn find_account_by_email(&self, email: &str) -> Result<Account> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM accounts WHERE email_normalized = $1"
+            "SELECT {COLUMNS} FROM accounts WHERE email_normalized = $1 AND deleting_since IS NULL"
         )))
         .bind(email.trim().to_lowercase())
         .fetch_one(self.pool())
@@ -155,6 +155,80 @@ impl Store {
         Ok(())
     }
 
+    /// First step of an account deletion: marks the account (a crash resumes from the mark, see
+    /// [`Store::accounts_being_deleted`]) and ends its sessions and API tokens in one transaction, so nothing
+    /// of it is served while its rows go. Keeps the first mark's time and path when called again.
+    pub async fn mark_account_deleting(&self, id: &AccountId, path: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE accounts SET deleting_since = COALESCE(deleting_since, $2),
+                deleting_path = COALESCE(deleting_path, $3) WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(now_ms())
+        .bind(path)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Err(crate::StorageError::NotFound);
+        }
+        for sql in [
+            "DELETE FROM sessions WHERE account_id = $1",
+            "DELETE FROM api_tokens WHERE account_id = $1",
+        ] {
+            sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Accounts whose deletion was started and not finished (a crash): (id, path, started at).
+    pub async fn accounts_being_deleted(&self) -> Result<Vec<(AccountId, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, deleting_path, deleting_since FROM accounts WHERE deleting_since IS NOT NULL ORDER BY deleting_since",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    AccountId::from_db(r.try_get("id")?),
+                    r.try_get::<Option<String>, _>("deleting_path")?
+                        .unwrap_or_else(|| "operator".into()),
+                    r.try_get::<Option<i64>, _>("deleting_since")?.unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    /// Deletes up to `limit` rows of `table` (one of [`catalogue::BATCHED_TABLES`]) that belong to the
+    /// account, in one short transaction: a large account goes in many of these, so no single write holds
+    /// SQLite's writer lock long enough to stall the webhooks. Returns the rows deleted (0: none left).
+    pub async fn delete_account_batch(
+        &self,
+        id: &AccountId,
+        table: &str,
+        limit: i64,
+    ) -> Result<u64> {
+        let column = catalogue::BATCHED_TABLES
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| {
+                crate::StorageError::Other(anyhow::anyhow!("{table} is not deleted in batches"))
+            })?;
+        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} = $1 LIMIT $2)"
+        )))
+        .bind(id.as_str())
+        .bind(limit)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
     /// Deletes the account and every row that belongs to it, in one transaction, table by table in the
     /// order of [`catalogue::ACCOUNT_TABLES`] (children first). Files are the caller's next step
     /// ([`crate::FileStore::delete_account`]), after the commit.
@@ -171,6 +245,14 @@ impl Store {
             .rows_affected();
             deleted.tables.push(((*table).to_string(), n));
         }
+        // The anonymized daily aggregates stay, without their account and chatbot ids (the totals of
+        // the instance stay right; nothing links them to anyone).
+        sqlx::query(
+            "UPDATE daily_stats SET account_id = NULL, chatbot_id = NULL WHERE account_id = $1",
+        )
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
         if deleted.count("accounts") == 0 {
             tx.rollback().await?;
             return Err(crate::StorageError::NotFound);

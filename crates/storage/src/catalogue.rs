@@ -9,6 +9,9 @@ use sqlx::Row;
 /// Adding a table? Put it here (or in [`SYSTEM_TABLES`] / [`DERIVED_TABLES`] with a reason). The deletion
 /// test fails on any table in the catalogue that is in none of the three lists.
 pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
+    ("outbox", "account_id"),
+    ("exports", "account_id"),
+    ("usage_events", "account_id"),
     ("jobs", "account_id"),
     ("chunks", "account_id"),
     ("source_pages", "account_id"),
@@ -25,6 +28,19 @@ pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
     ("accounts", "id"),
 ];
 
+/// The large tables of an account, deleted first in short batches (see `Store::delete_account_batch`),
+/// children before parents; each has an `id` primary key and an index on its account column. The final
+/// transaction then deletes the rest of [`ACCOUNT_TABLES`].
+pub const BATCHED_TABLES: &[(&str, &str)] = &[
+    ("answers", "account_id"),
+    ("messages", "account_id"),
+    ("chunks", "account_id"),
+    ("source_pages", "account_id"),
+    ("jobs", "account_id"),
+    ("usage_events", "account_id"),
+    ("conversations", "account_id"),
+];
+
 /// Tables that never hold an account's data.
 pub const SYSTEM_TABLES: &[&str] = &[
     // Schema versions and checksums.
@@ -36,6 +52,16 @@ pub const SYSTEM_TABLES: &[&str] = &[
     "deletion_receipts",
     // Meta data-deletion requests: confirmation code, status and the subject's keyed hash.
     "data_deletion_requests",
+    // Deletion requests received by email: the requester's address and name only until the confirmation
+    // is queued (then cleared), afterwards a keyed hash and what was deleted.
+    "privacy_requests",
+    // The sub-processor checklist of each executed request (processor id, status, who ticked it).
+    "privacy_request_tasks",
+    // The policy's sub-processors and their deletion instructions (operator data).
+    "subprocessors",
+    // Anonymized daily counts per chatbot, channel and day: no text, no end-user id; on account deletion
+    // their account and chatbot ids are set to NULL in the deleting transaction.
+    "daily_stats",
 ];
 
 /// Tables maintained by the database itself from an [`ACCOUNT_TABLES`] table, cleared by triggers when

@@ -602,7 +602,7 @@ impl Store {
                 contact_name = COALESCE(excluded.contact_name, conversations.contact_name),
                 contact_phone = COALESCE(excluded.contact_phone, conversations.contact_phone),
                 updated_at = excluded.updated_at, touched_at = excluded.updated_at
-             RETURNING id, mode",
+             RETURNING id, mode, created_at",
         )
         .bind(ConversationId::new().as_str())
         .bind(channel.account_id.as_str())
@@ -648,6 +648,21 @@ impl Store {
             tx.rollback().await?;
             return Ok(Recorded::Duplicate);
         }
+        let started: i64 = row.try_get("created_at")?;
+        crate::stats::bump(
+            &mut tx,
+            channel.account_id.as_str(),
+            channel.chatbot_id.as_str(),
+            crate::stats::Channel::Name(channel.kind.as_str()),
+            "",
+            now,
+            &crate::stats::Bump {
+                conversations: i64::from(started == now),
+                messages_in: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
         sqlx::query(
             "UPDATE conversations SET last_inbound_at = $2, last_message = $3, updated_at = $2, touched_at = $2 WHERE id = $1",
         )

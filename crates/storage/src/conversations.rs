@@ -89,6 +89,7 @@ impl Store {
     ) -> Result<ConversationId> {
         let id = ConversationId::new();
         let now = now_ms();
+        let mut tx = self.pool().begin().await?;
         let n = sqlx::query(
             "INSERT INTO conversations (id, account_id, chatbot_id, channel, created_at, updated_at)
              SELECT $1, $2, $3, $4, $5, $5 WHERE EXISTS (SELECT 1 FROM chatbots WHERE id = $3 AND account_id = $2)",
@@ -98,12 +99,27 @@ impl Store {
         .bind(chatbot.as_str())
         .bind(channel)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
+            tx.rollback().await?;
             return Err(StorageError::NotFound);
         }
+        crate::stats::bump(
+            &mut tx,
+            account.as_str(),
+            chatbot.as_str(),
+            crate::stats::Channel::Name(channel),
+            "",
+            now,
+            &crate::stats::Bump {
+                conversations: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -259,6 +275,27 @@ impl Store {
         .bind(&a.fallbacks)
         .bind(now)
         .execute(&mut *tx)
+        .await?;
+        crate::stats::bump(
+            &mut tx,
+            account.as_str(),
+            chatbot.as_str(),
+            crate::stats::Channel::OfConversation(conversation.as_str()),
+            &a.provider,
+            now,
+            &crate::stats::Bump {
+                // A channel's inbound message was counted when it arrived (`record_inbound`).
+                messages_in: i64::from(a.inbound.is_none()),
+                messages_out: 1,
+                answered: i64::from(a.answered),
+                from_knowledge: i64::from(a.from_knowledge),
+                fallbacks: i64::from(!a.answered),
+                prompt_tokens: a.prompt_tokens,
+                completion_tokens: a.completion_tokens,
+                latency_ms: Some(a.latency_ms),
+                ..Default::default()
+            },
+        )
         .await?;
         tx.commit().await?;
         Ok(id)

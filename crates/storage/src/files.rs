@@ -58,6 +58,47 @@ impl FileStore {
         std::fs::read(self.source_path(account, source))
     }
 
+    /// Where a "Download my data" archive is kept: inside the account's directory, so deleting the account
+    /// deletes it too. `id` is the export's id (a UUID, checked here so it can never name another path).
+    pub fn export_path(&self, account: &AccountId, id: &str) -> std::io::Result<PathBuf> {
+        let id = uuid::Uuid::parse_str(id)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad export id"))?;
+        Ok(self
+            .account_dir(account)
+            .join("exports")
+            .join(format!("{id}.zip")))
+    }
+
+    /// Removes an export's archive and any partial file a build left behind (`<id>.*.partial`).
+    /// Idempotent.
+    pub fn delete_export_file(&self, account: &AccountId, id: &str) -> std::io::Result<()> {
+        let path = self.export_path(account, id)?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+        let Some(dir) = path.parent() else {
+            return Ok(());
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        };
+        let prefix = format!("{}.", uuid::Uuid::parse_str(id).map_err(std::io::Error::other)?);
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".partial") {
+                match std::fs::remove_file(entry.path()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a source's original. Idempotent.
     pub fn delete_source(&self, account: &AccountId, source: &SourceId) -> std::io::Result<()> {
         let path = self.source_path(account, source);

@@ -50,6 +50,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_privacy.sql"),
         postgres: include_str!("../migrations/postgres/0005_privacy.sql"),
     },
+    Migration {
+        version: 6,
+        description: "outbox_requests",
+        sqlite: include_str!("../migrations/sqlite/0006_outbox_requests.sql"),
+        postgres: include_str!("../migrations/postgres/0006_outbox_requests.sql"),
+    },
 ];
 
 /// FNV-1a, 64 bit: enough to notice an edited file, no dependency.

@@ -184,6 +184,8 @@ pub struct DeleteAccountRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeletionReceipt {
+    /// The deletion receipt kept as proof (scope, counts, time; no personal data).
+    pub receipt_id: String,
     /// Rows deleted per table.
     pub deleted: BTreeMap<String, u64>,
     /// The account's files were removed from the data directory.
@@ -202,9 +204,10 @@ pub async fn delete_account(
     ApiAccount(id): ApiAccount,
     ApiJson(req): ApiJson<DeleteAccountRequest>,
 ) -> ApiResult<Json<DeletionReceipt>> {
-    let deleted = services::delete_account(&state, &id, &req.password).await?;
+    let done = services::delete_account(&state, &id, &req.password).await?;
     Ok(Json(DeletionReceipt {
-        deleted: deleted.tables.into_iter().collect(),
+        receipt_id: done.receipt.id,
+        deleted: done.deleted.tables.into_iter().collect(),
         files_removed: true,
     }))
 }

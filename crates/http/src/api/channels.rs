@@ -28,6 +28,9 @@ impl From<mtdesk_privacy::PrivacyError> for ApiError {
             PrivacyError::NotFound => ApiError::NotFound,
             PrivacyError::Channel(c) => c.into(),
             PrivacyError::Storage(s) => s.into(),
+            PrivacyError::Invalid(d) => ApiError::Validation(d),
+            PrivacyError::Refused(m) => ApiError::Busy(m),
+            PrivacyError::Email(e) => ApiError::Internal(anyhow::Error::new(e)),
             other => ApiError::BadRequest(other.to_string()),
         }
     }

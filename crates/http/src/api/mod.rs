@@ -5,6 +5,7 @@ pub mod channels;
 pub mod chat;
 pub mod chatbots;
 pub mod conversations;
+pub mod export;
 pub mod providers;
 pub mod qa;
 pub mod retention;
@@ -43,6 +44,7 @@ use utoipa::{Modify, OpenApi};
         conversations::list, conversations::get_one, conversations::take_over, conversations::hand_back,
         conversations::reply,
         retention::get_retention, retention::put_retention,
+        export::request, export::list, export::download,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -89,6 +91,7 @@ pub fn router() -> Router<AppState> {
         .merge(channels::router())
         .merge(conversations::router())
         .merge(retention::router())
+        .merge(export::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             (

@@ -11,6 +11,7 @@ mod chatbots;
 mod cli;
 mod dashboard;
 mod deletion;
+mod export;
 mod helpers;
 mod isolation;
 mod knowledge;
