@@ -19,6 +19,7 @@ mod deploy;
 mod export;
 mod inbox;
 mod knowledge;
+mod operator;
 mod policy;
 mod providers;
 mod qa;
@@ -107,6 +108,14 @@ pub fn router() -> Router<AppState> {
             post(providers::delete),
         )
         .route("/account/providers/{provider}/test", post(providers::test))
+        .route("/operator/privacy", get(operator::list).post(operator::add))
+        .route("/operator/privacy/{id}", get(operator::detail))
+        .route("/operator/privacy/{id}/accept", post(operator::accept))
+        .route("/operator/privacy/{id}/execute", post(operator::execute))
+        .route(
+            "/operator/privacy/{id}/tasks/{processor}",
+            post(operator::task),
+        )
         .route("/privacy", get(policy::privacy))
         .route("/data-deletion", get(policy::data_deletion))
         .route("/data-deletion/{code}", get(deletion_status::status))

@@ -220,10 +220,7 @@ mod tests {
         )
         .expect("valid");
         assert!(m.is_configured());
-        assert_eq!(
-            m.redacted(),
-            "smtp://bob@mail.example:2525?tls=required"
-        );
+        assert_eq!(m.redacted(), "smtp://bob@mail.example:2525?tls=required");
         let debug = format!("{m:?}");
         assert!(!debug.contains("cret"), "{debug}");
         assert_eq!(
@@ -237,7 +234,11 @@ mod tests {
         let m = Mailer::parse(None, "no-reply@example.com").expect("valid");
         assert!(!m.is_configured());
         assert_eq!(m.redacted(), "not configured");
-        assert!(!Mailer::parse(Some("  "), "a@example.com").expect("valid").is_configured());
+        assert!(
+            !Mailer::parse(Some("  "), "a@example.com")
+                .expect("valid")
+                .is_configured()
+        );
         assert!(matches!(
             Mailer::parse(None, "not an address"),
             Err(EmailError::Config(_))

@@ -322,7 +322,11 @@ mod tests {
                 r.kind,
                 r.text
             );
-            assert!(!r.text.contains("{{") && !r.html.contains("{{"), "{}", r.kind);
+            assert!(
+                !r.text.contains("{{") && !r.html.contains("{{"),
+                "{}",
+                r.kind
+            );
         }
     }
 
@@ -347,10 +351,21 @@ mod tests {
 
     #[test]
     fn account_deleted_lists_counts_and_what_is_kept() {
-        let r = account_deleted(&site(), "Ann", &summary(), Some("invoices (tax law)"), "r-1", T)
-            .expect("render");
+        let r = account_deleted(
+            &site(),
+            "Ann",
+            &summary(),
+            Some("invoices (tax law)"),
+            "r-1",
+            T,
+        )
+        .expect("render");
         assert!(r.text.starts_with("Hello Ann,\n"));
-        assert!(r.text.contains("  - messages: 12\n  - source pages: 3\n"), "{}", r.text);
+        assert!(
+            r.text.contains("  - messages: 12\n  - source pages: 3\n"),
+            "{}",
+            r.text
+        );
         assert!(r.text.contains("invoices (tax law)"));
         assert!(r.text.contains("r-1"));
         assert!(r.html.contains("source pages"));
@@ -363,8 +378,15 @@ mod tests {
     #[test]
     fn deletion_ack_names_the_deadline() {
         let due = T + DELETION_DEADLINE_DAYS * 86_400_000;
-        let r = deletion_request_ack(&site(), "Ann", "req-9", "all data we hold about you", T, due)
-            .expect("render");
+        let r = deletion_request_ack(
+            &site(),
+            "Ann",
+            "req-9",
+            "all data we hold about you",
+            T,
+            due,
+        )
+        .expect("render");
         assert!(r.subject.contains("req-9"));
         assert!(r.text.contains("by 4 April 2026, 14:05 UTC"), "{}", r.text);
         assert!(r.html.contains("4 April 2026, 14:05 UTC"));

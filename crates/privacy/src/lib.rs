@@ -217,10 +217,9 @@ impl Engine {
             .into_iter()
             .map(|b| b.id)
             .collect();
-        self.store.mark_account_deleting(id, path).await?;
+        let mut deleted = self.store.mark_account_deleting(id, path).await?;
         // Meta stops sending this account's channels' messages (their rows go below).
         self.channels.release_account(id).await;
-        let mut deleted = DeletedRows::default();
         for (table, _) in mtdesk_storage::catalogue::BATCHED_TABLES {
             let n = delete_in_batches(&self.store, id, table).await?;
             deleted.tables.push(((*table).to_string(), n));

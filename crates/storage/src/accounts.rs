@@ -158,7 +158,7 @@ impl Store {
     /// First step of an account deletion: marks the account (a crash resumes from the mark, see
     /// [`Store::accounts_being_deleted`]) and ends its sessions and API tokens in one transaction, so nothing
     /// of it is served while its rows go. Keeps the first mark's time and path when called again.
-    pub async fn mark_account_deleting(&self, id: &AccountId, path: &str) -> Result<()> {
+    pub async fn mark_account_deleting(&self, id: &AccountId, path: &str) -> Result<DeletedRows> {
         let mut tx = self.pool().begin().await?;
         let n = sqlx::query(
             "UPDATE accounts SET deleting_since = COALESCE(deleting_since, $2),
@@ -174,14 +174,19 @@ impl Store {
             tx.rollback().await?;
             return Err(crate::StorageError::NotFound);
         }
-        for sql in [
-            "DELETE FROM sessions WHERE account_id = $1",
-            "DELETE FROM api_tokens WHERE account_id = $1",
-        ] {
-            sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+        let mut deleted = DeletedRows::default();
+        for table in ["sessions", "api_tokens"] {
+            let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE account_id = $1"
+            )))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            deleted.tables.push((table.to_string(), n));
         }
         tx.commit().await?;
-        Ok(())
+        Ok(deleted)
     }
 
     /// Accounts whose deletion was started and not finished (a crash): (id, path, started at).

@@ -141,13 +141,18 @@ impl Store {
 
     /// A mail was delivered: its row is deleted, so no copy of its address or body is kept.
     pub async fn mail_sent(&self, id: &str) -> Result<()> {
-        let n = sqlx::query("DELETE FROM outbox WHERE id = $1")
+        let row = sqlx::query("DELETE FROM outbox WHERE id = $1 RETURNING account_id")
             .bind(id)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        if n == 0 {
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else {
             return Err(StorageError::NotFound);
+        };
+        // A mail about no (longer existing) account — a deletion confirmation, a request's acknowledgement —
+        // names someone we otherwise forgot: on SQLite its bytes must not linger in the write-ahead log.
+        let orphan = sqlx::Row::try_get::<Option<String>, _>(&row, "account_id")?.is_none();
+        if orphan {
+            self.after_bulk_delete().await;
         }
         Ok(())
     }

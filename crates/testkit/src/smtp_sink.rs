@@ -553,7 +553,10 @@ mod tests {
     fn base64_and_quoted_printable_decode() {
         assert_eq!(base64_decode("aGVsbG8gd29ybGQ="), b"hello world");
         assert_eq!(base64_decode("aGVs\r\nbG8="), b"hello");
-        assert_eq!(qp_decode("caf=C3=A9 =\r\nau lait=3D", false), "café au lait=".as_bytes());
+        assert_eq!(
+            qp_decode("caf=C3=A9 =\r\nau lait=3D", false),
+            "café au lait=".as_bytes()
+        );
         assert_eq!(plain_user("AGJvYgBzZWNyZXQ="), "bob");
     }
 
@@ -590,7 +593,11 @@ mod tests {
             let n = stream.read(&mut buf).await.expect("read");
             assert!(n > 0, "connection closed after {reply:?}");
             reply.push_str(&String::from_utf8_lossy(&buf[..n]));
-            let last = reply.trim_end_matches("\r\n").rsplit("\r\n").next().unwrap_or("");
+            let last = reply
+                .trim_end_matches("\r\n")
+                .rsplit("\r\n")
+                .next()
+                .unwrap_or("");
             if reply.ends_with("\r\n") && last.as_bytes().get(3) != Some(&b'-') {
                 return reply;
             }
@@ -603,9 +610,21 @@ mod tests {
         sink.refuse_next_data(1, Refusal::Transient);
         let mut s = TcpStream::connect(sink.addr()).await.expect("connect");
         assert!(send(&mut s, "").await.starts_with("220"));
-        assert!(send(&mut s, "EHLO me\r\n").await.contains("AUTH PLAIN LOGIN"));
-        assert!(send(&mut s, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n").await.starts_with("235"));
-        assert!(send(&mut s, "MAIL FROM:<a@x> BODY=8BITMIME\r\n").await.starts_with("250"));
+        assert!(
+            send(&mut s, "EHLO me\r\n")
+                .await
+                .contains("AUTH PLAIN LOGIN")
+        );
+        assert!(
+            send(&mut s, "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n")
+                .await
+                .starts_with("235")
+        );
+        assert!(
+            send(&mut s, "MAIL FROM:<a@x> BODY=8BITMIME\r\n")
+                .await
+                .starts_with("250")
+        );
         assert!(send(&mut s, "RCPT TO:<b@y>\r\n").await.starts_with("250"));
         assert!(send(&mut s, "DATA\r\n").await.starts_with("451"));
         assert!(send(&mut s, "MAIL FROM:<a@x>\r\n").await.starts_with("250"));

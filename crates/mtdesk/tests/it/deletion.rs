@@ -32,7 +32,12 @@ async fn every_table_is_classified_for_deletion() {
 
 #[tokio::test]
 async fn deleting_an_account_leaves_no_row_file_or_trace() {
-    let app = TestApp::spawn().await;
+    let sink = mtdesk_testkit::smtp_sink::SmtpSink::start().await;
+    let smtp = sink.url();
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_SMTP_URL".into(), smtp);
+    })
+    .await;
     let marker = format!("zqx{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let a = app.sign_up(&email("gone")).await;
     let b = app.sign_up(&email("stays")).await;
@@ -164,6 +169,16 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
         "{receipt}"
     );
 
+    // The confirmation went to the owner with the receipt; the outbox keeps no copy once it is sent.
+    let receipt_id = receipt["receipt_id"].as_str().expect("receipt id");
+    let mails = sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(mails.len(), 1, "one confirmation mail");
+    assert_eq!(mails[0].to, vec![a.email.clone()]);
+    let text = mails[0].text_part().expect("text part");
+    assert!(text.contains(receipt_id), "{text}");
+    assert!(text.contains("qa pairs: 6"), "{text}");
+    crate::privacy_ops::wait_outbox_empty(&app).await;
+
     // No row of any table in the catalogue references the account.
     let after = catalogue::rows_referencing_account(&app.state.store, &a.id)
         .await
@@ -221,7 +236,13 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
 /// FTS5 merge and a WAL checkpoint after the deletion).
 #[tokio::test]
 async fn sqlite_files_do_not_keep_deleted_text() {
-    let app = TestApp::spawn().await;
+    // The confirmation mail names the account until it is sent: deliver it first.
+    let sink = mtdesk_testkit::smtp_sink::SmtpSink::start().await;
+    let smtp = sink.url();
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_SMTP_URL".into(), smtp);
+    })
+    .await;
     if app.is_postgres() {
         return;
     }
@@ -244,18 +265,31 @@ async fn sqlite_files_do_not_keep_deleted_text() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    for file in ["mtdesk.sqlite", "mtdesk.sqlite-wal"] {
-        let path = app.data_dir.join(file);
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        for needle in [marker.as_bytes(), a.email.as_bytes(), a.id.as_bytes()] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle),
-                "{} still contains {:?}",
-                path.display(),
-                String::from_utf8_lossy(needle)
-            );
+    sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    crate::privacy_ops::wait_outbox_empty(&app).await;
+    // The sent mail's row is deleted, then the WAL checkpointed: give that a moment.
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left.clear();
+        for file in ["mtdesk.sqlite", "mtdesk.sqlite-wal"] {
+            let path = app.data_dir.join(file);
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            for needle in [marker.as_bytes(), a.email.as_bytes(), a.id.as_bytes()] {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    left.push(format!(
+                        "{} still contains {:?}",
+                        path.display(),
+                        String::from_utf8_lossy(needle)
+                    ));
+                }
+            }
         }
+        if left.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    panic!("{left:?}");
 }

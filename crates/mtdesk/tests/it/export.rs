@@ -76,9 +76,10 @@ fn unzip(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for i in 0..archive.len() {
         let mut f = archive.by_index(i).expect("entry");
+        let name = f.name().expect("a UTF-8 entry name").to_string();
         let mut data = Vec::new();
         f.read_to_end(&mut data).expect("read entry");
-        out.insert(f.name().to_string(), data);
+        out.insert(name, data);
     }
     out
 }
@@ -634,4 +635,69 @@ async fn my_account_starts_an_export_and_links_the_download_without_javascript()
     assert_eq!(resp.status(), StatusCode::OK);
     let files = unzip(&resp.bytes().await.expect("zip"));
     assert_eq!(json_of(&files, "profile.json")["email"], a.email.as_str());
+}
+
+/// An RFC 3339 UTC time as (whole seconds, milliseconds), comparable (".5Z" sorts before "Z" as text).
+fn sortable_time(t: &str) -> (String, String) {
+    let t = t.trim_end_matches('Z');
+    let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
+    (secs.to_string(), format!("{frac:0<3}"))
+}
+
+/// More conversations than one batch (with equal creation times across the batch boundary) and one
+/// conversation longer than a page of messages: every message is exported once, in order.
+#[tokio::test]
+async fn large_accounts_are_exported_in_pages_without_losing_a_row() {
+    let app = TestApp::spawn().await;
+    let a = app.sign_up(&email("large")).await;
+    let bot = app.create_chatbot(&a.token, "Busy bot").await;
+    let mut c = db(&app).await;
+    for sql in [
+        // 450 short conversations, all created at the same instant, two messages each.
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 450)
+         INSERT INTO conversations (id, account_id, chatbot_id, channel, created_at, updated_at)
+         SELECT 'c' || i, $1, $2, 'api', 500, 500 FROM n",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 900)
+         INSERT INTO messages (id, account_id, conversation_id, role, content, created_at)
+         SELECT 's' || i, $1, 'c' || ((i + 1) / 2), 'user', 'short ' || i, 600 FROM n",
+        // One long conversation: more messages than a page, many sharing a timestamp.
+        "INSERT INTO conversations (id, account_id, chatbot_id, channel, created_at, updated_at)
+         VALUES ('long', $1, $2, 'api', 400, 400)",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5200)
+         INSERT INTO messages (id, account_id, conversation_id, role, content, created_at)
+         SELECT 'l' || i, $1, 'long', 'user', 'long ' || i, 1000 + i / 7 FROM n",
+    ] {
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).bind(&a.id);
+        let q = if sql.contains("$2") { q.bind(&bot) } else { q };
+        q.execute(&mut c).await.expect("fixture");
+    }
+
+    let ready = export_ready(&app, &a.token).await;
+    let link = ready["download_url"].as_str().expect("link");
+    let resp = download(&app, link, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let files = unzip(&resp.bytes().await.expect("zip"));
+    let conversations = lines_of(&files, "conversations.jsonl");
+    assert_eq!(conversations.len(), 451);
+    let mut ids = std::collections::HashSet::new();
+    let mut messages = 0;
+    for conv in &conversations {
+        assert!(
+            ids.insert(conv["id"].as_str().unwrap_or("").to_string()),
+            "twice: {conv}"
+        );
+        let list = conv["messages"].as_array().expect("messages");
+        let expected = if conv["id"] == "long" { 5200 } else { 2 };
+        assert_eq!(list.len(), expected, "{}", conv["id"]);
+        let times: Vec<(String, String)> = list
+            .iter()
+            .filter_map(|m| m["created_at"].as_str())
+            .map(sortable_time)
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "messages in order");
+        messages += list.len();
+    }
+    assert_eq!(messages, 900 + 5200);
+    let readme = String::from_utf8(files["README.md"].clone()).expect("utf-8");
+    assert!(readme.contains("6100 messages"), "the README counts them");
 }

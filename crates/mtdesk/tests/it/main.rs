@@ -18,4 +18,5 @@ mod knowledge;
 mod knowledge_pages;
 mod ops;
 mod privacy;
+mod privacy_ops;
 mod tab;
