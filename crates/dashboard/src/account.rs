@@ -128,6 +128,10 @@ pub struct AccountPage {
     retention_errors: Errors,
     /// "Download my data" (see `crate::export`).
     export: crate::export::ExportsCard,
+    /// Product-usage analytics: the account's choice and what was collected under it.
+    consent: Option<bool>,
+    usage_events: Vec<(String, i64)>,
+    is_operator: bool,
 }
 page!(AccountPage);
 
@@ -153,7 +157,16 @@ async fn account_page(
         .retention_preview(&user.account.id, mtdesk_domain::now_ms())
         .await
         .map_err(|e| api_error(user.chrome("account"), e.into()))?;
+    let usage_events = state
+        .store
+        .usage_event_counts(&user.account.id)
+        .await
+        .map_err(|e| api_error(user.chrome("account"), e.into()))?;
+    let me = user.account.email.to_lowercase();
     Ok(AccountPage {
+        consent: user.account.analytics_consent,
+        usage_events,
+        is_operator: state.config.operator_emails.iter().any(|e| *e == me),
         retention_days: retention.retention_days,
         retention_due: retention.messages_due_within_7_days,
         retention_next: retention.next_purge_at.map(web::date),
@@ -218,6 +231,14 @@ pub async fn page(
                 "Your password was changed. Your other sessions were signed out.",
             ),
             ("revoked", "The token was revoked; it no longer works."),
+            (
+                "consent-on",
+                "Thank you: product-usage analytics are on. You can turn them off here at any time.",
+            ),
+            (
+                "consent-off",
+                "Product-usage analytics are off; anything recorded before was deleted.",
+            ),
         ],
     );
     let chrome = user.chrome("account").with_flash(flash);
@@ -475,5 +496,59 @@ pub async fn retention(
                 Err(resp) => resp,
             }
         }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ConsentForm {
+    csrf: String,
+    /// `accept` or `decline`.
+    choice: String,
+    /// The dashboard area the banner was shown in (its navigation section); My Account otherwise.
+    next: String,
+}
+has_csrf!(ConsentForm);
+
+/// `POST /account/consent`: the banner's Accept / Decline buttons and My Account's toggle. Declining or
+/// withdrawing deletes every usage event recorded so far.
+pub async fn consent(
+    State(state): State<AppState>,
+    user: User,
+    CsrfForm(form): CsrfForm<ConsentForm>,
+) -> Response {
+    let consent = match form.choice.as_str() {
+        "accept" => true,
+        "decline" => false,
+        _ => {
+            return web::error_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                user.chrome("account"),
+                "Unknown choice",
+                "Choose Accept or Decline.",
+            );
+        }
+    };
+    if let Err(e) = state
+        .store
+        .set_analytics_consent(&user.account.id, consent)
+        .await
+    {
+        return api_error(user.chrome("account"), e.into());
+    }
+    let flag = if consent { "consent-on" } else { "consent-off" };
+    // Back to the area the banner was shown in (a fixed map: never a redirect to an arbitrary URL).
+    let back = match form.next.as_str() {
+        "chatbots" => "/chatbots",
+        "inbox" => "/inbox",
+        "deploy" => "/deploy",
+        "providers" => "/account/providers",
+        "operator" => "/operator/privacy",
+        _ => "",
+    };
+    if back.is_empty() {
+        see_other(&format!("/account?{flag}=1#analytics"))
+    } else {
+        see_other(back)
     }
 }

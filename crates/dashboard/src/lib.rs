@@ -100,6 +100,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/tokens/{id}/delete", post(account::revoke_token))
         .route("/account/delete", post(account::delete))
         .route("/account/retention", post(account::retention))
+        .route("/account/consent", post(account::consent))
         .route("/account/export", post(export::request))
         .route("/account/providers", get(providers::page))
         .route("/account/providers/{provider}/key", post(providers::save))

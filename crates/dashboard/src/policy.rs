@@ -16,6 +16,8 @@ pub struct PrivacyPage {
     operator: String,
     email: Option<String>,
     public_url: String,
+    /// The sub-processors, from the same data the operator's deletion checklist uses.
+    processors: Vec<mtdesk_storage::Subprocessor>,
 }
 page!(PrivacyPage);
 
@@ -31,6 +33,10 @@ page!(DeletionPage);
 
 /// `GET /privacy`.
 pub async fn privacy(State(state): State<AppState>, csrf: Csrf) -> Response {
+    let processors = match state.store.list_subprocessors().await {
+        Ok(p) => p,
+        Err(e) => return crate::web::api_error(Chrome::anonymous(csrf), e.into()),
+    };
     respond(
         StatusCode::OK,
         &PrivacyPage {
@@ -38,6 +44,7 @@ pub async fn privacy(State(state): State<AppState>, csrf: Csrf) -> Response {
             operator: state.config.operator_name.clone(),
             email: state.config.privacy_email.clone(),
             public_url: state.config.public_url.clone(),
+            processors,
         },
     )
 }

@@ -58,6 +58,7 @@ impl User {
             user_name: Some(self.account.name.clone()),
             section,
             flash: None,
+            ask_consent: self.account.analytics_consent.is_none(),
         }
     }
 }
@@ -75,15 +76,39 @@ impl FromRequestParts<AppState> for User {
         let (token, set_cookie) = auth::csrf_token(state, &parts.headers);
         let csrf = Csrf { token, set_cookie };
         match state.store.find_account(&id).await {
-            Ok(account) => Ok(Self {
-                account,
-                session_hash,
-                csrf,
-            }),
+            Ok(account) => {
+                if account.analytics_consent == Some(true) && parts.method == axum::http::Method::GET {
+                    record_page_view(state, &account.id, parts.uri.path());
+                }
+                Ok(Self {
+                    account,
+                    session_hash,
+                    csrf,
+                })
+            }
             Err(StorageError::NotFound) => Err(see_other("/login")),
             Err(e) => Err(api_error(Chrome::anonymous(csrf), e.into())),
         }
     }
+}
+
+/// Product-usage analytics, only for accounts that accepted: which dashboard area was opened
+/// (`view:/chatbots`, `view:/inbox`; never ids, texts or query strings), recorded off the request path.
+fn record_page_view(state: &AppState, account: &mtdesk_domain::AccountId, path: &str) {
+    let area = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .filter(|s| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        .unwrap_or("home");
+    let event = format!("view:/{area}");
+    let store = state.store.clone();
+    let account = account.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.record_usage_event(&account, &event).await {
+            tracing::debug!(error = %e, "recording a usage event failed");
+        }
+    });
 }
 
 /// The client's IP address (from the socket; the binary serves with connect info), for login throttling.
@@ -180,6 +205,8 @@ pub struct Chrome {
     pub user_name: Option<String>,
     pub section: &'static str,
     pub flash: Option<String>,
+    /// Show the consent banner: the signed-in account has not chosen about product-usage analytics yet.
+    pub ask_consent: bool,
 }
 
 impl Chrome {
@@ -191,6 +218,7 @@ impl Chrome {
             user_name: None,
             section: "",
             flash: None,
+            ask_consent: false,
         }
     }
 
@@ -202,6 +230,7 @@ impl Chrome {
             user_name: None,
             section: "",
             flash: None,
+            ask_consent: false,
         }
     }
 

@@ -16,10 +16,13 @@ pub struct Account {
     pub age_confirmed_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Consent to product-usage analytics: `None` not asked yet (nothing is collected), `Some(false)`
+    /// declined or withdrawn, `Some(true)` accepted.
+    pub analytics_consent: Option<bool>,
 }
 
-const COLUMNS: &str =
-    "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at";
+const COLUMNS: &str = "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at,
+    analytics_consent";
 
 fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
     Ok(Account {
@@ -31,6 +34,9 @@ fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
         age_confirmed_at: r.try_get("age_confirmed_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        analytics_consent: r
+            .try_get::<Option<i64>, _>("analytics_consent")?
+            .map(|v| v != 0),
     })
 }
 
@@ -68,6 +74,7 @@ impl Store {
             age_confirmed_at: now,
             created_at: now,
             updated_at: now,
+            analytics_consent: None,
         };
         sqlx::query(
             "INSERT INTO accounts (id, email, email_normalized, name, company, password_hash, age_confirmed_at, created_at, updated_at)
@@ -153,6 +160,68 @@ impl Store {
             return Err(crate::StorageError::NotFound);
         }
         Ok(())
+    }
+
+    /// Records the account's choice about product-usage analytics. Declining or withdrawing deletes every
+    /// usage event collected so far, in the same transaction.
+    pub async fn set_analytics_consent(&self, id: &AccountId, consent: bool) -> Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE accounts SET analytics_consent = $2, analytics_consent_at = $3 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(i64::from(consent))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Err(crate::StorageError::NotFound);
+        }
+        let removed = if consent {
+            0
+        } else {
+            sqlx::query("DELETE FROM usage_events WHERE account_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        };
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Records a product-usage event, only while the account's consent is given (checked in the same
+    /// statement, so a withdrawal racing with a page view never lets one through). Returns whether it
+    /// was recorded.
+    pub async fn record_usage_event(&self, id: &AccountId, event: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO usage_events (id, account_id, event, created_at)
+             SELECT $1, id, $3, $4 FROM accounts WHERE id = $2 AND analytics_consent = 1",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(id.as_str())
+        .bind(event)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Usage events of the account, per event name (for the account page and the export).
+    pub async fn usage_event_counts(&self, id: &AccountId) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT event, CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE account_id = $1
+             GROUP BY event ORDER BY event",
+        )
+        .bind(id.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("event")?, r.try_get("n")?)))
+            .collect()
     }
 
     /// First step of an account deletion: marks the account (a crash resumes from the mark, see

@@ -574,3 +574,253 @@ async fn an_interrupted_account_deletion_resumes_and_aggregates_survive_it() {
     assert_eq!(stats(None).await, (c0 + 1, i0 + 1, o0 + 1, a0 + 1));
     assert_eq!(stats(Some(a.id.clone())).await, (0, 0, 0, 0));
 }
+
+async fn usage_events(app: &TestApp, account: &str) -> i64 {
+    let mut c = db(app).await;
+    sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM usage_events WHERE account_id = $1")
+        .bind(account)
+        .fetch_one(&mut c)
+        .await
+        .expect("count")
+        .get("n")
+}
+
+#[tokio::test]
+async fn product_analytics_are_collected_only_after_consent_and_deleted_on_withdrawal() {
+    let app = TestApp::spawn().await;
+    let a = app.sign_up(&email("consent")).await;
+    let tab = crate::tab::Tab::new(&app);
+    tab.sign_in_as(&a.email).await;
+
+    // Asked once, in a banner of plain forms; nothing is collected before a choice.
+    let page = tab.get("/chatbots").await;
+    assert!(page.body.contains("id=\"consent-banner\""), "{}", page.body);
+    assert!(
+        page.set_cookies().iter().all(|c| c.starts_with("mtdesk_")),
+        "only our session/CSRF cookies: {:?}",
+        page.set_cookies()
+    );
+    tab.get("/inbox").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(usage_events(&app, &a.id).await, 0);
+
+    // Declined: the banner goes, still nothing is collected.
+    let csrf = page.csrf();
+    let back = tab
+        .post(
+            "/account/consent",
+            &[("csrf", &csrf), ("choice", "decline"), ("next", "chatbots")],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert_eq!(back.location(), "/chatbots");
+    let page = tab.get("/chatbots").await;
+    assert!(!page.body.contains("consent-banner"));
+    tab.get("/deploy").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(usage_events(&app, &a.id).await, 0);
+
+    // Accepted in My Account: page areas (never ids) are recorded.
+    let account = tab.get("/account").await;
+    assert!(
+        account.body.contains("id=\"analytics-on\""),
+        "{}",
+        account.body
+    );
+    let csrf = account.csrf();
+    let back = tab
+        .post(
+            "/account/consent",
+            &[("csrf", &csrf), ("choice", "accept"), ("next", "account")],
+        )
+        .await;
+    assert_eq!(back.location(), "/account?consent-on=1#analytics");
+    tab.get("/inbox").await;
+    tab.get("/chatbots").await;
+    let mut n = 0;
+    for _ in 0..100 {
+        n = usage_events(&app, &a.id).await;
+        if n >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(n >= 2, "page views recorded: {n}");
+    let account = tab.get("/account").await;
+    assert!(account.body.contains("view:/inbox"), "{}", account.body);
+
+    // Withdrawn: everything recorded is deleted, and nothing more is collected.
+    let csrf = account.csrf();
+    tab.post(
+        "/account/consent",
+        &[("csrf", &csrf), ("choice", "decline"), ("next", "account")],
+    )
+    .await;
+    assert_eq!(usage_events(&app, &a.id).await, 0);
+    tab.get("/inbox").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(usage_events(&app, &a.id).await, 0);
+
+    // Bad input: a clear 422, no change; no redirect to elsewhere.
+    let csrf = tab.get("/account").await.csrf();
+    let bad = tab
+        .post("/account/consent", &[("csrf", &csrf), ("choice", "maybe")])
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let odd = tab
+        .post(
+            "/account/consent",
+            &[
+                ("csrf", &csrf),
+                ("choice", "decline"),
+                ("next", "//evil.example"),
+            ],
+        )
+        .await;
+    assert!(odd.location().starts_with("/account"), "{}", odd.location());
+}
+
+#[tokio::test]
+async fn the_operator_page_records_and_executes_requests_for_operators_only() {
+    let sink = SmtpSink::start().await;
+    let smtp = sink.url();
+    let operator_email = email("operator");
+    let op = operator_email.clone();
+    let app = TestApp::spawn_with(move |v| {
+        v.insert("MTDESK_SMTP_URL".into(), smtp);
+        v.insert(
+            "MTDESK_OPERATOR_EMAILS".into(),
+            format!("someone@else.example, {op}"),
+        );
+    })
+    .await;
+    let operator = app.sign_up(&operator_email).await;
+    let (customer, _) = account_with_data(&app, "customer").await;
+    let _ = operator;
+
+    // A customer does not see the page at all.
+    let tab = crate::tab::Tab::new(&app);
+    tab.sign_in_as(&customer.email).await;
+    assert_eq!(
+        tab.get("/operator/privacy").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let csrf = tab.get("/account").await.csrf();
+    let page = tab
+        .post(
+            "/operator/privacy",
+            &[
+                ("csrf", &csrf),
+                ("email", &customer.email),
+                ("name", "X"),
+                ("scope", "all"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        app.state
+            .store
+            .list_privacy_requests(true)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    let ops = crate::tab::Tab::new(&app);
+    ops.sign_in_as(&operator_email).await;
+    let account = ops.get("/account").await;
+    assert!(account.body.contains("operator-privacy-link"));
+    let list = ops.get("/operator/privacy").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let csrf = list.csrf();
+    // Bad input is shown on the form, nothing recorded.
+    let bad = ops
+        .post(
+            "/operator/privacy",
+            &[
+                ("csrf", &csrf),
+                ("email", "nope"),
+                ("name", "Ann"),
+                ("scope", "all"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("field-error"), "{}", bad.body);
+    let added = ops
+        .post(
+            "/operator/privacy",
+            &[
+                ("csrf", &csrf),
+                ("email", &customer.email),
+                ("name", "Ann <b>Lee</b>"),
+                ("scope", "all"),
+                ("description", ""),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let detail_path = added.location().to_string();
+    let detail = ops.get(&detail_path).await;
+    assert!(
+        detail.body.contains("Ann &#60;b&#62;Lee"),
+        "escaped: {}",
+        detail.body
+    );
+    assert!(!detail.body.contains("<b>Lee</b>"));
+    let id = detail_path.rsplit('/').next().expect("id").to_string();
+    mail_to(&sink, 1, &customer.email).await;
+
+    // Execute needs the box ticked.
+    let csrf = detail.csrf();
+    let refused = ops
+        .post(&format!("{detail_path}/execute"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(
+        app.get("/api/v1/account", &customer.token).await.0,
+        StatusCode::OK
+    );
+    let done = ops
+        .post(
+            &format!("{detail_path}/execute"),
+            &[("csrf", &csrf), ("confirm", "on")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(
+        app.get("/api/v1/account", &customer.token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let detail = ops.get(&detail_path).await;
+    assert!(detail.body.contains("completed"), "{}", detail.body);
+    assert!(detail.body.contains("id=\"task-aws\""));
+    mail_to(&sink, 2, &customer.email).await;
+
+    // Tick a checklist line as the signed-in operator.
+    let csrf = detail.csrf();
+    let ticked = ops
+        .post(
+            &format!("{detail_path}/tasks/render"),
+            &[
+                ("csrf", &csrf),
+                ("status", "done"),
+                ("note", "logs rotate after 30 days"),
+            ],
+        )
+        .await;
+    assert_eq!(ticked.status, StatusCode::SEE_OTHER);
+    let view = app.state.privacy.request_view(&id).await.expect("view");
+    let render = view
+        .tasks
+        .iter()
+        .find(|t| t.processor.id == "render")
+        .expect("render");
+    assert_eq!(render.status, "done");
+    assert_eq!(render.done_by.as_deref(), Some(operator_email.as_str()));
+
+    // The Privacy Policy lists the same sub-processors.
+    let policy = tab.get("/privacy").await;
+    assert!(policy.body.contains("MongoDB Atlas") && policy.body.contains("OpenRouter"));
+}
