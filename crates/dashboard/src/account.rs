@@ -166,7 +166,7 @@ async fn account_page(
     Ok(AccountPage {
         consent: user.account.analytics_consent,
         usage_events,
-        is_operator: state.config.operator_emails.iter().any(|e| *e == me),
+        is_operator: state.config.operator_emails.contains(&me),
         retention_days: retention.retention_days,
         retention_due: retention.messages_due_within_7_days,
         retention_next: retention.next_purge_at.map(web::date),

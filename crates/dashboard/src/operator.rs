@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 fn is_operator(state: &AppState, user: &User) -> bool {
     let email = user.account.email.to_lowercase();
-    state.config.operator_emails.iter().any(|e| *e == email)
+    state.config.operator_emails.contains(&email)
 }
 
 fn not_found(user: &User) -> Response {

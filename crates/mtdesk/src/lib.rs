@@ -266,6 +266,31 @@ pub fn log_startup(settings: &Settings) {
     }
 }
 
+/// "Your data is ready": the link (valid until the export expires) to the account's address. The mail is
+/// tied to the account, so deleting the account deletes it too if it was not sent yet.
+async fn export_ready_mail(
+    state: &AppState,
+    done: &mtdesk_privacy::export::FinishedExport,
+) -> anyhow::Result<()> {
+    let account = state.store.find_account(&done.account_id).await?;
+    let link = format!(
+        "{}{}",
+        state.config.public_url.trim_end_matches('/'),
+        done.link_path()
+    );
+    let site = mtdesk_email::Site {
+        name: state.config.operator_name.clone(),
+        public_url: state.config.public_url.clone(),
+    };
+    let rendered =
+        mtdesk_email::messages::export_ready(&site, &account.name, &link, done.expires_at)?;
+    state
+        .outbox
+        .enqueue(Some(&account.id), &account.email, rendered)
+        .await?;
+    Ok(())
+}
+
 /// Logs how retrieval will work on this node (once, at start-up).
 pub fn log_knowledge(state: &AppState) {
     let e = state.knowledge.knowledge.embedders();
@@ -367,15 +392,17 @@ pub async fn serve(
     // "Download my data": builds requested exports (at once when a request wakes it, else every 2 s; claims
     // make it safe on several nodes) and deletes expired archives every minute.
     let exporter = state.exporter.clone();
+    let mail_state = state.clone();
     let exports = tokio::spawn(async move {
         let mut last_purge: Option<std::time::Instant> = None;
         loop {
             match exporter.run_pending().await {
                 Ok(finished) => {
                     for done in finished {
-                        // EXPORT READY EMAIL: queue the "your data is ready" mail for `done.account_id` here,
-                        // linking to public_url + `done.link_path()`, valid until `done.expires_at`.
                         tracing::debug!(export.id = %done.export_id, "data export ready");
+                        if let Err(e) = export_ready_mail(&mail_state, &done).await {
+                            tracing::warn!(error = %e, "queueing the export-ready mail failed");
+                        }
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "building data exports failed"),

@@ -442,6 +442,43 @@ impl Store {
         id: &ChannelId,
     ) -> Result<(Channel, Vec<(&'static str, u64)>)> {
         let channel = self.find_channel(account, id).await?;
+        // A large channel's history goes first in short transactions (about 5k rows each), so no single
+        // write holds SQLite's writer lock for long; the rest, with the channel row, in one transaction.
+        let mut early: Vec<(&'static str, u64)> = Vec::new();
+        for (category, sql) in [
+            (
+                "reply_jobs",
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE account_id = $2
+                    AND substr(kind, 1, 8) = 'channel_'
+                    AND payload IN (SELECT id FROM messages WHERE channel_id = $1) LIMIT 5000)",
+            ),
+            (
+                "answer_records",
+                "DELETE FROM answers WHERE id IN (SELECT id FROM answers WHERE account_id = $2
+                    AND conversation_id IN (SELECT id FROM conversations WHERE channel_id = $1) LIMIT 5000)",
+            ),
+            (
+                "messages",
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE account_id = $2
+                    AND conversation_id IN (SELECT id FROM conversations WHERE channel_id = $1) LIMIT 5000)",
+            ),
+        ] {
+            loop {
+                let n = sqlx::query(sql)
+                    .bind(id.as_str())
+                    .bind(account.as_str())
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                match early.iter_mut().find(|(c, _)| *c == category) {
+                    Some((_, total)) => *total += n,
+                    None => early.push((category, n)),
+                }
+                if n < 5000 {
+                    break;
+                }
+            }
+        }
         let mut tx = self.pool().begin().await?;
         let n =
             sqlx::query("UPDATE channels SET updated_at = $3 WHERE id = $1 AND account_id = $2")
@@ -454,8 +491,14 @@ impl Store {
         if n == 0 {
             return Err(StorageError::NotFound);
         }
-        let counts = delete_channel_rows(&mut tx, id.as_str(), account.as_str()).await?;
+        let mut counts = delete_channel_rows(&mut tx, id.as_str(), account.as_str()).await?;
         tx.commit().await?;
+        for (category, n) in early {
+            match counts.iter_mut().find(|(c, _)| *c == category) {
+                Some((_, total)) => *total += n,
+                None => counts.push((category, n)),
+            }
+        }
         Ok((channel, counts))
     }
 

@@ -84,7 +84,8 @@ impl FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => other?,
         };
-        let prefix = format!("{}.", uuid::Uuid::parse_str(id).map_err(std::io::Error::other)?);
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let prefix = format!("{stem}.");
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();

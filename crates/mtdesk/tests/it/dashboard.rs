@@ -364,7 +364,13 @@ async fn dashboard_pages_of_another_account_are_404() {
 
 #[tokio::test]
 async fn delete_account_from_my_account_removes_everything() {
-    let app = TestApp::spawn().await;
+    // The confirmation mail names the account until it is sent: a real SMTP server takes it.
+    let sink = mtdesk_testkit::smtp_sink::SmtpSink::start().await;
+    let smtp = sink.url();
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_SMTP_URL".into(), smtp);
+    })
+    .await;
     let tab = Tab::new(&app);
     let e = email("leaving");
     tab.sign_up(&e).await;
@@ -405,6 +411,10 @@ async fn delete_account_from_my_account_removes_everything() {
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.to_lowercase().contains("deleted"));
+    assert!(page.body.contains("id=\"receipt-id\""), "the receipt is shown");
+    let mails = sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(mails.first().map(|m| m.to.clone()), Some(vec![e.clone()]));
+    crate::privacy_ops::wait_outbox_empty(&app).await;
     let left = catalogue::rows_referencing_account(&app.state.store, account.id.as_str())
         .await
         .expect("scan");
