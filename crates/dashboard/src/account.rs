@@ -162,11 +162,10 @@ async fn account_page(
         .usage_event_counts(&user.account.id)
         .await
         .map_err(|e| api_error(user.chrome("account"), e.into()))?;
-    let me = user.account.email.to_lowercase();
     Ok(AccountPage {
         consent: user.account.analytics_consent,
         usage_events,
-        is_operator: state.config.operator_emails.contains(&me),
+        is_operator: user.account.operator,
         retention_days: retention.retention_days,
         retention_due: retention.messages_due_within_7_days,
         retention_next: retention.next_purge_at.map(web::date),

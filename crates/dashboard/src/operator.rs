@@ -1,7 +1,7 @@
 //! The operator's privacy page (`/operator/privacy`): deletion requests received by email or the contact
-//! form — record, accept, execute, the sub-processor checklist — for accounts named in
-//! `MTDESK_OPERATOR_EMAILS`. Anyone else gets 404 (the page's existence is not revealed). The same engine
-//! functions as `mtdesk admin deletion-request`.
+//! form — record, accept, execute, the sub-processor checklist — for accounts granted the operator role
+//! (`mtdesk admin operator grant --email`; nothing in the product grants it). Anyone else gets 404 (the
+//! page's existence is not revealed). The same engine functions as `mtdesk admin deletion-request`.
 
 use crate::web::{
     Chrome, CsrfForm, CsrfOnly, Errors, User, date_time, has_csrf, page, respond, see_other,
@@ -15,9 +15,8 @@ use mtdesk_http::{ApiError, AppState};
 use mtdesk_privacy::requests::NewRequest;
 use serde::Deserialize;
 
-fn is_operator(state: &AppState, user: &User) -> bool {
-    let email = user.account.email.to_lowercase();
-    state.config.operator_emails.contains(&email)
+fn is_operator(_state: &AppState, user: &User) -> bool {
+    user.account.operator
 }
 
 fn not_found(user: &User) -> Response {
@@ -304,7 +303,12 @@ pub async fn execute(
         .execute_request(&id, &user.account.email)
         .await
     {
-        Ok(_) => see_other(&format!("/operator/privacy/{id}")),
+        Ok(view) => {
+            for bot in &view.deleted_chatbots {
+                state.knowledge.knowledge.forget(bot);
+            }
+            see_other(&format!("/operator/privacy/{id}"))
+        }
         Err(e) => {
             detail_page(
                 &state,

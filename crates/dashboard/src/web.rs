@@ -77,7 +77,9 @@ impl FromRequestParts<AppState> for User {
         let csrf = Csrf { token, set_cookie };
         match state.store.find_account(&id).await {
             Ok(account) => {
-                if account.analytics_consent == Some(true) && parts.method == axum::http::Method::GET {
+                if account.analytics_consent == Some(true)
+                    && parts.method == axum::http::Method::GET
+                {
                     record_page_view(state, &account.id, parts.uri.path());
                 }
                 Ok(Self {
@@ -99,7 +101,9 @@ fn record_page_view(state: &AppState, account: &mtdesk_domain::AccountId, path: 
         .trim_start_matches('/')
         .split('/')
         .next()
-        .filter(|s| !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+        .filter(|s| {
+            !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+        })
         .unwrap_or("home");
     let event = format!("view:/{area}");
     let store = state.store.clone();

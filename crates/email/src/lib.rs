@@ -39,3 +39,9 @@ pub enum EmailError {
     #[error("rendering an email template failed: {0}")]
     Template(#[from] askama::Error),
 }
+
+/// Whether `addr` is an address this crate can send to (lettre's mailbox syntax, stricter than a plain
+/// "looks like an email" check): validate before storing anything that will be mailed later.
+pub fn deliverable(addr: &str) -> bool {
+    addr.trim().parse::<lettre::message::Mailbox>().is_ok()
+}

@@ -38,8 +38,6 @@ pub struct WebConfig {
     pub operator_name: String,
     /// Where people send privacy and deletion requests (`MTDESK_PRIVACY_EMAIL`).
     pub privacy_email: Option<String>,
-    /// Accounts (normalized emails) allowed on the operator pages (`MTDESK_OPERATOR_EMAILS`).
-    pub operator_emails: Vec<String>,
     /// Cookies get `Secure` when the public URL is https.
     pub secure_cookies: bool,
     /// The instance secret (from `MTDESK_SECRET_KEY` or the generated key file): keys the CSRF HMAC.

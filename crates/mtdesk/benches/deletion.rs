@@ -244,8 +244,7 @@ async fn ingest_load(
 async fn run(label: &str, pg: Option<String>) -> anyhow::Result<()> {
     let is_pg = pg.is_some();
     let s = server(pg).await?;
-    let mut conn =
-        <sqlx::AnyConnection as sqlx::Connection>::connect(&s.db_url).await?;
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&s.db_url).await?;
     let now = mtdesk_domain::now_ms();
     let two_years_ago = now - 2 * 365 * 86_400_000;
     let t = Instant::now();

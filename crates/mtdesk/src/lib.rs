@@ -85,7 +85,6 @@ pub fn web_config(settings: &Settings, secret_key: Vec<u8>) -> WebConfig {
         public_url: settings.public_url.clone(),
         operator_name: settings.operator_name.clone(),
         privacy_email: settings.privacy_email.clone(),
-        operator_emails: settings.operator_emails.clone(),
         secure_cookies: settings.secure_cookies(),
         secret_key,
         max_body_bytes: settings.max_body_bytes,
@@ -355,6 +354,26 @@ pub async fn serve(
             loop {
                 every.tick().await;
                 let now = mtdesk_domain::now_ms();
+                match privacy.resume_account_deletions().await {
+                    Ok(done) => {
+                        for d in &done {
+                            for bot in &d.chatbots {
+                                knowledge.forget(bot);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "finishing account deletions failed"),
+                }
+                // Mails about no (longer existing) account that could not be sent within a week are
+                // dropped: the outbox must not keep a deleted person's address for ever.
+                match privacy.purge_stale_mail(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(
+                        mails = n,
+                        "dropped undeliverable mails about deleted accounts"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "dropping stale mails failed"),
+                }
                 if let Err(e) = privacy.purge_expired(now).await {
                     tracing::error!(error = %e, "the retention purge failed");
                 }

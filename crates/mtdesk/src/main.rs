@@ -52,6 +52,11 @@ enum Admin {
         #[command(subcommand)]
         command: mtdesk::operator::DeletionRequestCommand,
     },
+    /// The operator role (the privacy page `/operator/privacy`): grant or revoke it for an account.
+    Operator {
+        #[command(subcommand)]
+        command: AdminOperator,
+    },
     /// Mails waiting in the outbox or failed (with --retry, failed ones are queued again).
     Outbox {
         #[arg(long)]
@@ -105,6 +110,20 @@ enum AdminAccount {
         /// Confirms the deletion (it cannot be undone).
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminOperator {
+    /// Give the account the operator role.
+    Grant {
+        #[arg(long)]
+        email: String,
+    },
+    /// Take the operator role back.
+    Revoke {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -202,6 +221,28 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
                 "{}",
                 mtdesk::operator::deletion_request(&state, command).await?
             )
+        }
+        Admin::Operator { command } => {
+            let (email, grant) = match command {
+                AdminOperator::Grant { email } => (email, true),
+                AdminOperator::Revoke { email } => (email, false),
+            };
+            let account = state
+                .store
+                .find_account_by_email(&email)
+                .await
+                .map_err(|e| match e {
+                    mtdesk_storage::StorageError::NotFound => {
+                        anyhow::anyhow!("no account with email {email}")
+                    }
+                    other => anyhow::Error::new(other),
+                })?;
+            state.store.set_operator(&account.id, grant).await?;
+            println!(
+                "{} {} the operator role",
+                account.email,
+                if grant { "now has" } else { "no longer has" }
+            );
         }
         Admin::Outbox { retry } => print!("{}", mtdesk::operator::outbox(&state, retry).await?),
         Admin::Account {

@@ -93,8 +93,6 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     /// The From mailbox of every mail (`MTDESK_MAIL_FROM`); default `MT Desk <no-reply@<public host>>`.
     pub mail_from: Option<String>,
-    /// Accounts (by email) that may use the operator pages (`MTDESK_OPERATOR_EMAILS`, comma-separated).
-    pub operator_emails: Vec<String>,
     pub allow_private_urls: bool,
     /// Who runs this instance (Privacy Policy, Data Deletion page).
     pub operator_name: String,
@@ -147,7 +145,6 @@ pub const KNOWN_VARS: &[&str] = &[
     "MTDESK_STRIPE_API_BASE",
     "MTDESK_SMTP_URL",
     "MTDESK_MAIL_FROM",
-    "MTDESK_OPERATOR_EMAILS",
     "MTDESK_ALLOW_PRIVATE_URLS",
     "MTDESK_OPERATOR_NAME",
     "MTDESK_PRIVACY_EMAIL",
@@ -364,21 +361,6 @@ impl Settings {
                 "MTDESK_MAIL_FROM must be a mailbox such as `Acme Support <no-reply@acme.example>`, not {f:?}"
             ));
         }
-        let mut operator_emails = Vec::new();
-        for e in r
-            .get("MTDESK_OPERATOR_EMAILS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            match mtdesk_domain::Email::parse(e) {
-                Ok(e) => operator_emails.push(e.normalized()),
-                Err(_) => r.errors.push(format!(
-                    "MTDESK_OPERATOR_EMAILS holds {e:?}, which is not an email address"
-                )),
-            }
-        }
         let allow_private_urls = r.flag("MTDESK_ALLOW_PRIVATE_URLS");
         let operator_name = r
             .get("MTDESK_OPERATOR_NAME")
@@ -440,7 +422,6 @@ impl Settings {
             stripe,
             smtp_url,
             mail_from,
-            operator_emails,
             allow_private_urls,
             operator_name,
             privacy_email,

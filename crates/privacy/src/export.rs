@@ -382,13 +382,19 @@ impl Exporter {
         loop {
             let batch = self.store.expired_exports(now).await?;
             let full = batch.len() >= 500;
+            let mut stuck = 0;
             for (id, account) in batch {
-                self.files.delete_export_file(&account, &id)?;
+                // One unremovable file must not keep every other expired archive on disk.
+                if let Err(e) = self.files.delete_export_file(&account, &id) {
+                    tracing::error!(export.id = %id, error = %e, "deleting an expired export's file failed");
+                    stuck += 1;
+                    continue;
+                }
                 if self.store.delete_export(&id).await? {
                     purged += 1;
                 }
             }
-            if !full {
+            if !full || stuck > 0 {
                 break;
             }
         }

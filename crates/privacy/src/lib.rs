@@ -224,6 +224,11 @@ impl Engine {
             let n = delete_in_batches(&self.store, id, table).await?;
             deleted.tables.push(((*table).to_string(), n));
         }
+        // Files (originals, exports) go while the mark still exists: a crash here is resumed, and
+        // the final transaction below removes the mark only once nothing else is left.
+        self.files
+            .delete_account(id)
+            .map_err(|e| PrivacyError::Storage(StorageError::Other(anyhow_io(e))))?;
         let rest = self.store.delete_account(id).await?;
         for (table, n) in rest.tables {
             match deleted.tables.iter_mut().find(|(t, _)| *t == table) {
@@ -231,9 +236,6 @@ impl Engine {
                 None => deleted.tables.push((table, n)),
             }
         }
-        self.files
-            .delete_account(id)
-            .map_err(|e| PrivacyError::Storage(StorageError::Other(anyhow_io(e))))?;
         tracing::info!(account.id = %id, rows = deleted.total(), path, "account deleted");
         let counts: Vec<(&str, u64)> = deleted
             .tables
@@ -261,7 +263,7 @@ impl Engine {
         })
     }
 
-    /// Finishes account deletions a crash interrupted (called at start-up).
+    /// Finishes account deletions a crash or an error interrupted (at start-up and then hourly).
     pub async fn resume_account_deletions(&self) -> Result<Vec<AccountDeletion>, PrivacyError> {
         let mut done = Vec::new();
         for (id, path, _) in self.store.accounts_being_deleted().await? {
@@ -426,6 +428,12 @@ impl Engine {
             tracing::info!(rows = total, "retention purge removed expired messages");
         }
         Ok(total)
+    }
+
+    /// Undeliverable mails about no (longer existing) account older than 7 days are deleted. Returns how
+    /// many.
+    pub async fn purge_stale_mail(&self, now: i64) -> Result<u64, PrivacyError> {
+        Ok(self.store.purge_orphan_mails(now - 7 * 86_400_000).await?)
     }
 
     /// The public status of a data-deletion request, with its receipt when completed.

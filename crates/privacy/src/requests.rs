@@ -31,6 +31,9 @@ pub struct NewRequest {
 pub struct RequestView {
     pub request: PrivacyRequest,
     pub tasks: Vec<RequestTask>,
+    /// Chatbots deleted by this call (`execute_request`): the caller's in-memory indexes forget them.
+    #[serde(skip)]
+    pub deleted_chatbots: Vec<mtdesk_domain::ChatbotId>,
 }
 
 impl Engine {
@@ -38,6 +41,13 @@ impl Engine {
     /// email at once; from the contact form it is a `draft` the operator accepts first.
     pub async fn add_request(&self, new: NewRequest) -> Result<PrivacyRequest, PrivacyError> {
         let email = Email::parse(&new.email)?;
+        if !mtdesk_email::deliverable(email.as_str()) {
+            return Err(DomainError::invalid(
+                "email",
+                "cannot receive mail from us (use a plain address such as ann@example.com)",
+            )
+            .into());
+        }
         let name = mtdesk_domain::text::bounded("name", &new.name, 1, 200, false)?;
         let description = match new.description.as_deref().map(str::trim) {
             Some("") | None => None,
@@ -120,6 +130,7 @@ impl Engine {
         Ok(RequestView {
             request: self.store.find_privacy_request(id).await?,
             tasks: self.store.request_tasks(id).await?,
+            deleted_chatbots: Vec::new(),
         })
     }
 
@@ -148,11 +159,12 @@ impl Engine {
             }
             _ => {}
         }
+        let mut deleted_chatbots = Vec::new();
         if request.executed_at.is_none() {
             let started = now_ms();
             let scope = RequestScope::parse(&request.scope).unwrap_or(RequestScope::Other);
             let account = match &request.email {
-                Some(e) => match self.store.find_account_by_email(e).await {
+                Some(e) => match self.store.find_account_by_email_any(e).await {
                     Ok(a) => Some(a),
                     Err(StorageError::NotFound) => None,
                     Err(e) => return Err(e.into()),
@@ -164,6 +176,7 @@ impl Engine {
                     let done = self
                         .delete_account_quietly(&a.id, "emailed_request")
                         .await?;
+                    deleted_chatbots = done.chatbots.clone();
                     let summary = summarize(&done.receipt.counts);
                     (done.receipt, summary)
                 }
@@ -205,10 +218,9 @@ impl Engine {
                             started,
                         )
                         .await?;
-                    let what = request.description.clone().unwrap_or_default();
                     (
                         receipt,
-                        format!("Carried out by the operator ({operator}): {what}"),
+                        "Carried out by the operator as described in the request.".to_string(),
                     )
                 }
                 (_, None) => {
@@ -236,7 +248,9 @@ impl Engine {
             tracing::info!(request = %id, operator, "deletion request executed");
         }
         self.confirm(id).await?;
-        self.request_view(id).await
+        let mut view = self.request_view(id).await?;
+        view.deleted_chatbots = deleted_chatbots;
+        Ok(view)
     }
 
     /// The checklist lines MT Desk carries out itself.
@@ -291,11 +305,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Confirms requests executed before a crash (called at start-up).
+    /// Confirms requests executed before a crash (called at start-up). One that fails is logged and
+    /// left for the next start; the others go on.
     pub async fn resume_requests(&self) -> Result<usize, PrivacyError> {
         let open = self.store.privacy_requests_unconfirmed().await?;
         for r in &open {
-            self.confirm(&r.id).await?;
+            if let Err(e) = self.confirm(&r.id).await {
+                tracing::error!(request = %r.id, error = %e, "confirming a deletion request failed");
+            }
         }
         Ok(open.len())
     }

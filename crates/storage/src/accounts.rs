@@ -19,10 +19,13 @@ pub struct Account {
     /// Consent to product-usage analytics: `None` not asked yet (nothing is collected), `Some(false)`
     /// declined or withdrawn, `Some(true)` accepted.
     pub analytics_consent: Option<bool>,
+    /// Holds the operator role (`mtdesk admin operator grant`).
+    pub operator: bool,
 }
 
-const COLUMNS: &str = "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at,
-    analytics_consent";
+const COLUMNS: &str =
+    "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at,
+    analytics_consent, operator_since";
 
 fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
     Ok(Account {
@@ -37,6 +40,7 @@ fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
         analytics_consent: r
             .try_get::<Option<i64>, _>("analytics_consent")?
             .map(|v| v != 0),
+        operator: r.try_get::<Option<i64>, _>("operator_since")?.is_some(),
     })
 }
 
@@ -75,6 +79,7 @@ impl Store {
             created_at: now,
             updated_at: now,
             analytics_consent: None,
+            operator: false,
         };
         sqlx::query(
             "INSERT INTO accounts (id, email, email_normalized, name, company, password_hash, age_confirmed_at, created_at, updated_at)
@@ -160,6 +165,41 @@ impl Store {
             return Err(crate::StorageError::NotFound);
         }
         Ok(())
+    }
+
+    /// Grants (or revokes) the operator role: the privacy page and deletion requests.
+    pub async fn set_operator(&self, id: &AccountId, operator: bool) -> Result<()> {
+        let n = sqlx::query("UPDATE accounts SET operator_since = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(operator.then(now_ms))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(crate::StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Whether the account holds the operator role.
+    pub async fn is_operator(&self, id: &AccountId) -> Result<bool> {
+        let row = sqlx::query("SELECT operator_since FROM accounts WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("operator_since")?.is_some())
+    }
+
+    /// Like [`Store::find_account_by_email`], also finding an account whose deletion has started (an
+    /// emailed request must finish it, not report "no data").
+    pub async fn find_account_by_email_any(&self, email: &str) -> Result<Account> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM accounts WHERE email_normalized = $1"
+        )))
+        .bind(email.trim().to_lowercase())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(from_row(&row)?)
     }
 
     /// Records the account's choice about product-usage analytics. Declining or withdrawing deletes every

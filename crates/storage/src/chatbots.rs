@@ -150,6 +150,15 @@ impl Store {
             tx.rollback().await?;
             return Err(StorageError::NotFound);
         }
+        // The chatbot's daily aggregates stay with the account (its totals stay right), without the
+        // chatbot's id.
+        sqlx::query(
+            "UPDATE daily_stats SET chatbot_id = NULL WHERE chatbot_id = $1 AND account_id = $2",
+        )
+        .bind(id.as_str())
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?;
         let sources: Vec<mtdesk_domain::SourceId> =
             sqlx::query("SELECT id FROM sources WHERE chatbot_id = $1 AND account_id = $2")
                 .bind(id.as_str())

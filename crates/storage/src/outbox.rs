@@ -247,3 +247,19 @@ mod tests {
         assert_eq!(cut.chars().count(), 500);
     }
 }
+
+impl Store {
+    /// Deletes mails about no account (deletion confirmations, request acknowledgements) created before
+    /// `before` and still unsent (pending or failed). Returns how many.
+    pub async fn purge_orphan_mails(&self, before: i64) -> Result<u64> {
+        let n = sqlx::query("DELETE FROM outbox WHERE account_id IS NULL AND created_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if n > 0 {
+            self.after_bulk_delete().await;
+        }
+        Ok(n)
+    }
+}

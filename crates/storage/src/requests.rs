@@ -10,7 +10,8 @@ use sqlx::any::AnyRow;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PrivacyRequest {
     pub id: String,
-    /// The requester's address until the confirmation is queued; `None` afterwards.
+    /// The requester's address until the confirmation is queued; `None` afterwards (as are the name and
+    /// the description).
     pub email: Option<String>,
     pub name: Option<String>,
     pub subject_hash: String,
@@ -143,7 +144,7 @@ impl Store {
         let r = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM privacy_requests WHERE id = $1"
         )))
-        .bind(id.trim())
+        .bind(id)
         .fetch_one(self.pool())
         .await?;
         Ok(from_row(&r)?)
@@ -268,7 +269,8 @@ impl Store {
     /// The confirmation was queued: the request is completed and forgets the requester's address and name.
     pub async fn complete_privacy_request(&self, id: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE privacy_requests SET status = 'completed', confirmed_at = $2, email = NULL, name = NULL
+            "UPDATE privacy_requests SET status = 'completed', confirmed_at = $2, email = NULL, name = NULL,
+                description = NULL
              WHERE id = $1 AND executed_at IS NOT NULL",
         )
         .bind(id)

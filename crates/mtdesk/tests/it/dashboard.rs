@@ -411,7 +411,10 @@ async fn delete_account_from_my_account_removes_everything() {
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.to_lowercase().contains("deleted"));
-    assert!(page.body.contains("id=\"receipt-id\""), "the receipt is shown");
+    assert!(
+        page.body.contains("id=\"receipt-id\""),
+        "the receipt is shown"
+    );
     let mails = sink.wait_for(1, std::time::Duration::from_secs(20)).await;
     assert_eq!(mails.first().map(|m| m.to.clone()), Some(vec![e.clone()]));
     crate::privacy_ops::wait_outbox_empty(&app).await;

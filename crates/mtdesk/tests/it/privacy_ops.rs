@@ -45,6 +45,18 @@ pub async fn wait_outbox_empty(app: &TestApp) {
     panic!("the outbox did not empty");
 }
 
+/// The mail to `to` whose subject contains `subject`, once at least `n` mails went to `to`.
+async fn mail_about(sink: &SmtpSink, n: usize, to: &str, subject: &str) -> ReceivedMail {
+    mail_to(sink, n, to).await;
+    sink.messages()
+        .into_iter()
+        .find(|m| {
+            m.to.iter().any(|t| t == to)
+                && m.header("Subject").unwrap_or_default().contains(subject)
+        })
+        .unwrap_or_else(|| panic!("no mail about {subject:?} to {to}"))
+}
+
 async fn mail_to(sink: &SmtpSink, n: usize, to: &str) -> ReceivedMail {
     for _ in 0..800 {
         let mine: Vec<ReceivedMail> = sink
@@ -183,7 +195,7 @@ async fn an_emailed_request_is_acknowledged_executed_confirmed_and_forgotten() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.get("/api/v1/account", &b.token).await.0, StatusCode::OK);
-    let done = mail_to(&sink, 2, &a.email).await;
+    let done = mail_about(&sink, 2, &a.email, "complete").await;
     let text = done.text_part().expect("text");
     assert!(text.contains(&id) && text.contains("messages: 2"), "{text}");
     wait_outbox_empty(&app).await;
@@ -307,13 +319,17 @@ async fn requests_for_unknown_addresses_meta_data_and_bad_input() {
     )
     .await
     .expect("execute");
-    let done = mail_to(&sink, 2, &stranger).await;
+    // The acknowledgement and the confirmation (in either order): the confirmation says nothing was held.
+    mail_to(&sink, 2, &stranger).await;
+    let texts: Vec<String> = sink
+        .messages()
+        .iter()
+        .filter(|m| m.to.contains(&stranger))
+        .filter_map(|m| m.text_part())
+        .collect();
     assert!(
-        done.text_part()
-            .unwrap_or_default()
-            .contains("No account or data"),
-        "{:?}",
-        done.text_part()
+        texts.iter().any(|t| t.contains("No account or data")),
+        "{texts:?}"
     );
 
     // Bad input: clear errors, nothing recorded.
@@ -328,6 +344,10 @@ async fn requests_for_unknown_addresses_meta_data_and_bad_input() {
         (add("not-an-email", "all", None, None), "email"),
         (add(&stranger, "everything", None, None), "--scope"),
         (add(&stranger, "other", None, None), "description"),
+        (
+            add("bob(work)@example.com", "all", None, None),
+            "plain address",
+        ),
         (add(&stranger, "all", None, Some("yesterday")), "RFC 3339"),
         (
             add(&stranger, "all", None, Some("2999-01-01T00:00:00Z")),
@@ -378,10 +398,10 @@ async fn requests_for_unknown_addresses_meta_data_and_bad_input() {
         .find_privacy_request(&id)
         .await
         .expect("request");
+    assert!(r.summary.unwrap_or_default().contains("as described"));
     assert!(
-        r.summary
-            .unwrap_or_default()
-            .contains("support mail thread")
+        r.description.is_none(),
+        "the requester's words go with their address"
     );
 }
 
@@ -688,15 +708,23 @@ async fn the_operator_page_records_and_executes_requests_for_operators_only() {
     let op = operator_email.clone();
     let app = TestApp::spawn_with(move |v| {
         v.insert("MTDESK_SMTP_URL".into(), smtp);
-        v.insert(
-            "MTDESK_OPERATOR_EMAILS".into(),
-            format!("someone@else.example, {op}"),
-        );
     })
     .await;
+    let _ = op;
     let operator = app.sign_up(&operator_email).await;
+    // An account is no operator until the operator role is granted (the CLI's `admin operator grant`).
+    let ops = crate::tab::Tab::new(&app);
+    ops.sign_in_as(&operator_email).await;
+    assert_eq!(
+        ops.get("/operator/privacy").await.status,
+        StatusCode::NOT_FOUND
+    );
+    app.state
+        .store
+        .set_operator(&AccountId::parse(&operator.id).expect("id"), true)
+        .await
+        .expect("grant");
     let (customer, _) = account_with_data(&app, "customer").await;
-    let _ = operator;
 
     // A customer does not see the page at all.
     let tab = crate::tab::Tab::new(&app);
@@ -727,8 +755,6 @@ async fn the_operator_page_records_and_executes_requests_for_operators_only() {
             .is_empty()
     );
 
-    let ops = crate::tab::Tab::new(&app);
-    ops.sign_in_as(&operator_email).await;
     let account = ops.get("/account").await;
     assert!(account.body.contains("operator-privacy-link"));
     let list = ops.get("/operator/privacy").await;
@@ -823,4 +849,49 @@ async fn the_operator_page_records_and_executes_requests_for_operators_only() {
     // The Privacy Policy lists the same sub-processors.
     let policy = tab.get("/privacy").await;
     assert!(policy.body.contains("MongoDB Atlas") && policy.body.contains("OpenRouter"));
+}
+
+#[tokio::test]
+async fn without_smtp_a_confirmation_waits_a_week_then_the_address_goes() {
+    let app = TestApp::spawn().await;
+    let a = app.sign_up(&email("nosmtp")).await;
+    let done = app
+        .state
+        .privacy
+        .delete_account(&AccountId::parse(&a.id).expect("id"), "api")
+        .await
+        .expect("delete");
+    assert_eq!(done.deleted.count("accounts"), 1);
+    // The confirmation waits in the outbox (no SMTP): it names the address.
+    assert_eq!(
+        app.state.store.outbox_counts().await.expect("counts"),
+        (1, 0)
+    );
+    let report = operator::outbox(&app.state, false).await.expect("report");
+    assert!(
+        report.contains("account_deleted") && report.contains("SMTP is not configured"),
+        "{report}"
+    );
+    let now = mtdesk_domain::now_ms();
+    assert_eq!(
+        app.state
+            .privacy
+            .purge_stale_mail(now)
+            .await
+            .expect("purge"),
+        0
+    );
+    // A week later it is dropped, and nothing names the account any more.
+    assert_eq!(
+        app.state
+            .privacy
+            .purge_stale_mail(now + 8 * 86_400_000)
+            .await
+            .expect("purge"),
+        1
+    );
+    let traces = catalogue::find_traces(&app.state.store, &[&a.id, &a.email])
+        .await
+        .expect("scan");
+    assert!(traces.is_empty(), "{traces:?}");
 }

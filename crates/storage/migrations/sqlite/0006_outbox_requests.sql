@@ -141,3 +141,7 @@ CREATE INDEX daily_stats_day_idx ON daily_stats (day);
 -- tables are deleted 10k rows per transaction, then the rest in one; a crash resumes from the mark.
 ALTER TABLE accounts ADD COLUMN deleting_since INTEGER;
 ALTER TABLE accounts ADD COLUMN deleting_path TEXT;
+
+-- Operators (the privacy page, deletion requests): granted to an account by `mtdesk admin operator grant`,
+-- never by anything a user can do in the product.
+ALTER TABLE accounts ADD COLUMN operator_since INTEGER;
