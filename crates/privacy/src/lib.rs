@@ -473,6 +473,7 @@ pub async fn delete_in_batches(
     let sqlite = store.backend() == mtdesk_storage::Backend::Sqlite;
     let mut batch = if sqlite { 2_000 } else { BATCH_MAX };
     let mut total = 0;
+    let mut since_checkpoint = 0u64;
     loop {
         let t = Instant::now();
         let n = store.delete_account_batch(id, table, batch).await?;
@@ -486,6 +487,11 @@ pub async fn delete_in_batches(
                 batch /= 2;
             } else if took < SQLITE_BATCH_TARGET / 2 && batch < BATCH_MAX {
                 batch = (batch * 2).min(BATCH_MAX);
+            }
+            since_checkpoint += n;
+            if since_checkpoint >= 50_000 {
+                store.checkpoint_passive().await;
+                since_checkpoint = 0;
             }
             tokio::time::sleep(SQLITE_PAUSE).await;
         }

@@ -235,19 +235,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::truncate_error;
-
-    #[test]
-    fn errors_are_cut_to_500_characters_on_a_char_boundary() {
-        assert_eq!(truncate_error("short"), "short");
-        let long = "é".repeat(600);
-        let cut = truncate_error(&long);
-        assert_eq!(cut.chars().count(), 500);
-    }
-}
-
 impl Store {
     /// Deletes mails about no account (deletion confirmations, request acknowledgements) created before
     /// `before` and still unsent (pending or failed). Returns how many.
@@ -261,5 +248,18 @@ impl Store {
             self.after_bulk_delete().await;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_error;
+
+    #[test]
+    fn errors_are_cut_to_500_characters_on_a_char_boundary() {
+        assert_eq!(truncate_error("short"), "short");
+        let long = "é".repeat(600);
+        let cut = truncate_error(&long);
+        assert_eq!(cut.chars().count(), 500);
     }
 }

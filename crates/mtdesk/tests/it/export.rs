@@ -493,6 +493,19 @@ async fn a_second_request_while_one_is_running_is_409() {
         .collect();
     // (The server's own worker may have claimed it first: then neither of ours did.)
     assert!(claimed.len() <= 1, "claimed twice: {claimed:?}");
+    // Someone did reclaim it: its lease (or its completion) is fresh, not the hour-old one.
+    let row = sqlx::query("SELECT status, ready_at FROM exports WHERE id = $1")
+        .bind(&running)
+        .fetch_one(&mut c)
+        .await
+        .expect("row");
+    use sqlx::Row;
+    let status: String = row.get("status");
+    let at: i64 = row.get("ready_at");
+    assert!(
+        matches!(status.as_str(), "running" | "ready") && at > mtdesk_domain::now_ms() - 600_000,
+        "the crashed build was not reclaimed: {status} at {at}"
+    );
 }
 
 #[tokio::test]
