@@ -10,6 +10,8 @@ use sqlx::Row;
 /// test fails on any table in the catalogue that is in none of the three lists.
 pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
     ("outbox", "account_id"),
+    ("email_links", "account_id"),
+    ("known_devices", "account_id"),
     ("exports", "account_id"),
     ("usage_events", "account_id"),
     ("jobs", "account_id"),
@@ -62,6 +64,16 @@ pub const SYSTEM_TABLES: &[&str] = &[
     // Anonymized daily counts per chatbot, channel and day: no text, no end-user id; on account deletion
     // their account and chatbot ids are set to NULL in the deleting transaction.
     "daily_stats",
+    // Plans and their limits (operator data).
+    "plans",
+    // Ids of Stripe webhook events already processed (deduplication), pruned after 30 days.
+    "stripe_events",
+    // Invoices kept for tax law: on account deletion detached (account_id NULL) and stripped to number,
+    // amount, currency, date, billing name and country.
+    "invoices",
+    // Messages from the public contact page (name, email, text) for the operator, purged after 12
+    // months; not tied to an account.
+    "contact_messages",
 ];
 
 /// Tables maintained by the database itself from an [`ACCOUNT_TABLES`] table, cleared by triggers when

@@ -56,6 +56,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_outbox_requests.sql"),
         postgres: include_str!("../migrations/postgres/0006_outbox_requests.sql"),
     },
+    Migration {
+        version: 7,
+        description: "billing",
+        sqlite: include_str!("../migrations/sqlite/0007_billing.sql"),
+        postgres: include_str!("../migrations/postgres/0007_billing.sql"),
+    },
 ];
 
 /// FNV-1a, 64 bit: enough to notice an edited file, no dependency.
