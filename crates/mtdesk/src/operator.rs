@@ -270,3 +270,72 @@ pub async fn outbox(state: &AppState, retry: bool) -> anyhow::Result<String> {
     }
     Ok(out)
 }
+
+/// `mtdesk admin contact …`: messages from the public contact page.
+#[derive(Debug, clap::Subcommand)]
+pub enum ContactCommand {
+    /// The newest messages first (id, received, topic, sender).
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One message in full.
+    Show { id: String },
+    /// Deletes a message (handled, or spam).
+    Delete { id: String },
+}
+
+pub async fn contact(state: &AppState, command: ContactCommand) -> anyhow::Result<String> {
+    let not_found = |id: &str| anyhow::anyhow!("no contact message with id {id}");
+    match command {
+        ContactCommand::List { limit } => {
+            if !(1..=10_000).contains(&limit) {
+                anyhow::bail!("--limit must be between 1 and 10000");
+            }
+            let rows = state.store.list_contacts(limit).await?;
+            if rows.is_empty() {
+                return Ok("no contact messages\n".into());
+            }
+            let mut out = String::new();
+            for r in rows {
+                out.push_str(&format!(
+                    "{}  {}  {:<8}  {} <{}>{}\n",
+                    r.id,
+                    mtdesk_email::messages::format_utc(r.created_at),
+                    r.topic,
+                    r.name,
+                    r.email,
+                    r.privacy_request_id
+                        .map(|q| format!("  (deletion request {q})"))
+                        .unwrap_or_default()
+                ));
+            }
+            Ok(out)
+        }
+        ContactCommand::Show { id } => {
+            let r = state.store.find_contact(&id).await.map_err(|e| match e {
+                mtdesk_storage::StorageError::NotFound => not_found(&id),
+                other => anyhow::Error::new(other),
+            })?;
+            Ok(format!(
+                "id:       {}\nreceived: {}\ntopic:    {}\nfrom:     {} <{}>\n{}\n{}\n",
+                r.id,
+                mtdesk_email::messages::format_utc(r.created_at),
+                r.topic,
+                r.name,
+                r.email,
+                r.privacy_request_id
+                    .map(|q| format!("request:  {q} (mtdesk admin deletion-request show {q})\n"))
+                    .unwrap_or_default(),
+                r.message
+            ))
+        }
+        ContactCommand::Delete { id } => {
+            state.store.delete_contact(&id).await.map_err(|e| match e {
+                mtdesk_storage::StorageError::NotFound => not_found(&id),
+                other => anyhow::Error::new(other),
+            })?;
+            Ok(format!("contact message {id} deleted\n"))
+        }
+    }
+}

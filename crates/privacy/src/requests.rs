@@ -241,6 +241,17 @@ impl Engine {
                     )
                 }
             };
+            // Messages the requester sent through the contact form go with a request for everything
+            // (whether or not they had an account).
+            let mut summary = summary;
+            if scope == RequestScope::All
+                && let Some(e) = &request.email
+            {
+                let n = self.store.delete_contacts_by_email(e).await?;
+                if n > 0 {
+                    summary.push_str(&format!(" Contact-form messages deleted: {n}."));
+                }
+            }
             self.store
                 .record_privacy_request_executed(id, Some(&receipt.id), &summary)
                 .await?;
