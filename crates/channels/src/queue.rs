@@ -12,6 +12,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 const MAX_BATCH: usize = 256;
 /// Requests waiting for the writer at most; beyond that new requests wait for room (back-pressure).
 const CAPACITY: usize = 4096;
+/// Concurrent writers on PostgreSQL (one on SQLite).
+const PG_WRITERS: usize = 3;
 
 type Pending = (Vec<u8>, oneshot::Sender<Result<(), String>>);
 
@@ -25,7 +27,16 @@ impl WebhookQueue {
     /// Starts the writer task on the current Tokio runtime. `wake` is notified after each commit.
     pub fn start(store: Store, wake: Arc<Notify>) -> Self {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        tokio::spawn(writer(store, rx, wake));
+        // SQLite has one writer at a time anyway. PostgreSQL commits concurrently: while one batch waits
+        // for its commit (a WAL flush), the next batch is collected and sent by another writer.
+        let writers = match store.backend() {
+            mtdesk_storage::Backend::Sqlite => 1,
+            mtdesk_storage::Backend::Postgres => PG_WRITERS,
+        };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers {
+            tokio::spawn(writer(store.clone(), rx.clone(), wake.clone()));
+        }
         Self { tx }
     }
 
@@ -42,15 +53,26 @@ impl WebhookQueue {
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Pending>, wake: Arc<Notify>) {
+async fn writer(
+    store: Store,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
+    wake: Arc<Notify>,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        // Everything that arrived while the previous commit ran joins this one.
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
+    loop {
+        {
+            // The receiver is held only while collecting a batch, never during the commit.
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            batch.push(first);
+            // Everything that arrived while the previous commit ran joins this one.
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
             }
         }
         let bodies: Vec<&[u8]> = batch.iter().map(|(b, _)| b.as_slice()).collect();

@@ -512,22 +512,31 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
         if self.backend() == Backend::Postgres {
-            // One statement with one parameter for the whole batch: the bodies as a JSON array of hex
-            // strings, unpacked by PostgreSQL. (Many-parameter multi-row inserts cost ~0.7 ms per row
-            // through the driver here; this costs a fraction of that.)
-            let hex: Vec<String> = bodies
-                .iter()
-                .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
-                .collect();
-            let json = serde_json::to_string(&hex).map_err(|e| {
-                StorageError::Other(anyhow::anyhow!("encoding webhook bodies: {e}"))
-            })?;
+            // One statement for the whole batch with three parameters: the bodies concatenated as one
+            // bytea, and their 1-based start offsets and lengths as integer arrays (sent as text, since
+            // the Any driver has no array type), cut apart by PostgreSQL. No per-row parameters (those
+            // cost ~0.7 ms per row through the driver here) and no hex or JSON encoding.
+            let mut all = Vec::with_capacity(bodies.iter().map(|b| b.len()).sum());
+            let (mut starts, mut lens) = (String::from("{"), String::from("{"));
+            for (i, b) in bodies.iter().enumerate() {
+                if i > 0 {
+                    starts.push(',');
+                    lens.push(',');
+                }
+                starts.push_str(&(all.len() + 1).to_string());
+                lens.push_str(&b.len().to_string());
+                all.extend_from_slice(b);
+            }
+            starts.push('}');
+            lens.push('}');
             sqlx::query(
                 "INSERT INTO webhook_events (id, body, received_at)
-                 SELECT gen_random_uuid()::text, decode(e.value, 'hex'), $2
-                 FROM jsonb_array_elements_text(CAST($1 AS jsonb)) AS e",
+                 SELECT gen_random_uuid()::text, substring(CAST($1 AS bytea) FROM o.start FOR o.len), $4
+                 FROM unnest(CAST($2 AS integer[]), CAST($3 AS integer[])) AS o(start, len)",
             )
-            .bind(json)
+            .bind(all)
+            .bind(starts)
+            .bind(lens)
             .bind(now)
             .execute(&mut *tx)
             .await?;
