@@ -167,6 +167,8 @@ pub struct Answerer {
     sealer: Sealer,
     config: Arc<AiConfig>,
     client: LlmClient,
+    /// The plan's monthly message limit; `None` answers without limits.
+    limiter: Option<mtdesk_billing::limits::MessageLimiter>,
 }
 
 impl Answerer {
@@ -177,6 +179,30 @@ impl Answerer {
             sealer,
             config: Arc::new(config),
             client: LlmClient::new(),
+            limiter: None,
+        }
+    }
+
+    /// Enforces the monthly message limit of each account's plan: over it, the chatbot's fallback reply is
+    /// sent without asking a model (and the owner is mailed once a month, see `MessageLimiter`).
+    pub fn with_limits(mut self, limiter: mtdesk_billing::limits::MessageLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The notice for the owner when the account is over its monthly message limit, `None` otherwise. A
+    /// failed check is logged and answers as usual: a database hiccup must not silence every chatbot.
+    async fn over_message_limit(&self, account: &AccountId) -> Option<String> {
+        let limiter = self.limiter.as_ref()?;
+        match limiter.check(account, mtdesk_domain::now_ms()).await {
+            Ok(mtdesk_billing::limits::MessageGate::Allowed) => None,
+            Ok(mtdesk_billing::limits::MessageGate::OverLimit { plan_name, limit }) => Some(format!(
+                "The {plan_name} plan's limit of {limit} answered messages this month is reached: the fallback reply was sent and no AI model was asked."
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "checking the monthly message limit failed; answering anyway");
+                None
+            }
         }
     }
 
@@ -333,7 +359,13 @@ impl Answerer {
                 (c, Vec::new())
             }
         };
-        let candidates = offline::retrieve(&self.store, bot, &message).await?;
+        // Over the plan's monthly limit: no retrieval, no model, the fallback reply (not counted as answered).
+        let over_limit = self.over_message_limit(account).await;
+        let candidates = if over_limit.is_some() {
+            Vec::new()
+        } else {
+            offline::retrieve(&self.store, bot, &message).await?
+        };
         let source_of = |c: &offline::Candidate| SourceRef {
             kind: "qa",
             id: c.pair.id.to_string(),
@@ -347,7 +379,7 @@ impl Answerer {
             .collect();
         let matched = candidates.first().filter(|c| c.score > 0.0).map(source_of);
         // A Q&A pair whose question matches well wins: passages are only looked up without one.
-        let passages = if offline::best_match(&candidates).is_some() {
+        let passages = if over_limit.is_some() || offline::best_match(&candidates).is_some() {
             Vec::new()
         } else {
             self.passages(bot, &message).await
@@ -373,7 +405,7 @@ impl Answerer {
         // "Answer only from knowledge" with nothing relevant: no model is asked; the offline answerer
         // gives the fallback reply.
         let has_context = !context.is_empty() || !passages.is_empty();
-        let skip_models = bot.settings.knowledge_only && !has_context;
+        let skip_models = over_limit.is_some() || (bot.settings.knowledge_only && !has_context);
         if !skip_models {
             let mut items: Vec<prompt::ContextItem> = context
                 .iter()
@@ -467,11 +499,13 @@ impl Answerer {
             AnswerSource::Excerpt => passages.iter().take(2).map(passage_ref).collect(),
             AnswerSource::Model | AnswerSource::Fallback => Vec::new(),
         };
-        let notice = notice_for(
-            &fallbacks,
-            skip_models && bot.settings.provider != Provider::Offline,
-            truncated,
-        );
+        let notice = over_limit.or_else(|| {
+            notice_for(
+                &fallbacks,
+                skip_models && bot.settings.provider != Provider::Offline,
+                truncated,
+            )
+        });
         let latency_ms = started.elapsed().as_millis() as u64;
         let record = NewAnswer {
             question: message.clone(),

@@ -44,6 +44,55 @@ pub struct UsageView {
     /// The largest values, the full length of the bars (at least 1, so an empty bar is empty).
     max_answers: i64,
     max_tokens: i64,
+    /// The plan that applies now, with one meter per limit ("Plan and usage").
+    plan_name: String,
+    billing_enabled: bool,
+    meters: Vec<MeterRow>,
+    /// The monthly message limit is reached: chatbots send their fallback reply.
+    messages_full: bool,
+}
+
+/// One limit of the plan against what the account uses.
+pub(crate) struct MeterRow {
+    /// `messages`, `chatbots`, `channels`, `storage`: the element ids in the page.
+    pub(crate) resource: String,
+    pub(crate) label: &'static str,
+    /// "42 of 100", "3 MB of 10 MB", "7 (unlimited)".
+    pub(crate) text: String,
+    /// For `<meter>`: used and limit (absent when unlimited).
+    pub(crate) value: i64,
+    pub(crate) max: Option<i64>,
+    pub(crate) percent: u8,
+    pub(crate) full: bool,
+}
+
+pub(crate) fn meter_row(m: mtdesk_http::api::usage::MeterView) -> MeterRow {
+    let label = match m.resource.as_str() {
+        "messages" => "Answered messages this month",
+        "chatbots" => "Chatbots",
+        "channels" => "Connected channels",
+        _ => "Knowledge storage",
+    };
+    let fmt = |n: i64| {
+        if m.resource == "storage" {
+            mtdesk_billing::limits::human_bytes(n)
+        } else {
+            crate::web::thousands(&n)
+        }
+    };
+    let text = match m.limit {
+        Some(l) => format!("{} of {}", fmt(m.used), fmt(l)),
+        None => format!("{} (unlimited)", fmt(m.used)),
+    };
+    MeterRow {
+        full: m.limit.is_some_and(|l| m.used >= l),
+        percent: m.percent.unwrap_or(0),
+        value: m.used.max(0),
+        max: m.limit,
+        text,
+        label,
+        resource: m.resource,
+    }
 }
 
 impl From<mtdesk_http::api::usage::UsageReport> for UsageView {
@@ -71,6 +120,13 @@ impl From<mtdesk_http::api::usage::UsageReport> for UsageView {
             max_answers: lines.iter().map(|l| l.answers).max().unwrap_or(0).max(1),
             max_tokens: lines.iter().map(|l| l.tokens).max().unwrap_or(0).max(1),
             lines,
+            plan_name: r.plan.name,
+            billing_enabled: r.plan.billing_enabled,
+            messages_full: r
+                .meters
+                .iter()
+                .any(|m| m.resource == "messages" && m.limit.is_some_and(|l| m.used >= l)),
+            meters: r.meters.into_iter().map(meter_row).collect(),
         }
     }
 }
@@ -132,6 +188,10 @@ pub struct AccountPage {
     consent: Option<bool>,
     usage_events: Vec<(String, i64)>,
     is_operator: bool,
+    /// The current address was confirmed; when not, a banner with the resend button.
+    email_verified: bool,
+    /// Devices the account signed in from: (label, last seen).
+    devices: Vec<(String, String)>,
 }
 page!(AccountPage);
 
@@ -162,7 +222,17 @@ async fn account_page(
         .usage_event_counts(&user.account.id)
         .await
         .map_err(|e| api_error(user.chrome("account"), e.into()))?;
+    let devices = state
+        .store
+        .list_devices(&user.account.id)
+        .await
+        .map_err(|e| api_error(user.chrome("account"), e.into()))?
+        .into_iter()
+        .map(|d| (d.label, web::date_time(d.last_seen_at)))
+        .collect();
     Ok(AccountPage {
+        email_verified: user.account.email_verified(),
+        devices,
         consent: user.account.analytics_consent,
         usage_events,
         is_operator: user.account.operator,
@@ -224,7 +294,16 @@ pub async fn page(
     let flash = web::flash(
         query.as_deref(),
         &[
+            (
+                "email",
+                "Your email address was changed. We sent a confirmation link to the new address, and a \
+                 notice with an undo link to the old one.",
+            ),
             ("profile", "Your profile was saved."),
+            (
+                "verification",
+                "We sent a new confirmation link to your email address. It works once, for 24 hours.",
+            ),
             (
                 "password",
                 "Your password was changed. Your other sessions were signed out.",
@@ -274,6 +353,9 @@ pub async fn profile(
             Err(e) => Err(e.into()),
         };
     match result {
+        Ok(a) if !a.email.eq_ignore_ascii_case(&user.account.email) => {
+            see_other("/account?email=changed")
+        }
         Ok(_) => see_other("/account?profile=saved"),
         Err(e) => {
             let mut errors =

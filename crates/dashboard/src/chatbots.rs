@@ -154,11 +154,21 @@ pub async fn create(
         ..Default::default()
     };
     let result = match draft.apply(&ChatbotSettings::defaults()) {
-        Ok(settings) => state
-            .store
-            .insert_chatbot(&user.account.id, &settings)
-            .await
-            .map_err(ApiError::from),
+        Ok(settings) => match mtdesk_billing::limits::check_new_chatbot(
+            &state.store,
+            &state.plans,
+            &user.account.id,
+            mtdesk_domain::now_ms(),
+        )
+        .await
+        {
+            Ok(()) => state
+                .store
+                .insert_chatbot(&user.account.id, &settings)
+                .await
+                .map_err(ApiError::from),
+            Err(e) => Err(e.into()),
+        },
         Err(e) => Err(e.into()),
     };
     match result {

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use mtdesk_channels::{ChannelError, ConnectRequest};
 use mtdesk_domain::{ChannelId, ChannelKind, ChannelStatus, ChatbotId, now_ms};
-use mtdesk_http::{ApiError, AppState};
+use mtdesk_http::{ApiError, AppState, services};
 use mtdesk_storage::{Channel, ChannelUpdate};
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +83,8 @@ pub struct DeployPage {
     bots: Vec<BotOption>,
     form: ConnectForm,
     errors: Errors,
+    /// Unverified accounts see a banner with the resend button; connecting is refused server-side.
+    email_verified: bool,
 }
 page!(DeployPage);
 
@@ -161,6 +163,19 @@ async fn deploy_page(
             .collect(),
         form,
         errors,
+        email_verified: user.account.email_verified(),
+    })
+}
+
+/// The 403 page for an unverified account trying to connect (the buttons are disabled too).
+fn refuse_unverified(user: &User) -> Option<Response> {
+    services::require_verified(&user.account).err().map(|e| {
+        web::error_page(
+            e.status(),
+            user.chrome("deploy"),
+            "Verify your email address first",
+            &e.user_message(),
+        )
     })
 }
 
@@ -214,6 +229,9 @@ pub async fn connect(
     user: User,
     CsrfForm(form): CsrfForm<ConnectForm>,
 ) -> Response {
+    if let Some(refused) = refuse_unverified(&user) {
+        return refused;
+    }
     let fields = [
         "kind",
         "chatbot_id",
@@ -236,6 +254,16 @@ pub async fn connect(
                 "choose the chatbot that answers",
             ))
         })?;
+        mtdesk_billing::limits::check_connect(
+            &state.store,
+            &state.plans,
+            &user.account.id,
+            kind.as_str(),
+            opt(&form.page_id).as_deref(),
+            opt(&form.phone_number_id).as_deref(),
+            now_ms(),
+        )
+        .await?;
         state
             .channels
             .connect(
@@ -371,6 +399,9 @@ pub async fn facebook_start(
     user: User,
     Query(q): Query<StartQuery>,
 ) -> Response {
+    if let Some(refused) = refuse_unverified(&user) {
+        return refused;
+    }
     let graph = match state.channels.graph() {
         Ok(g) => g,
         Err(e) => return api_error(user.chrome("deploy"), e.into()),
@@ -551,6 +582,9 @@ pub async fn facebook_pick(
     user: User,
     CsrfForm(form): CsrfForm<PickForm>,
 ) -> Response {
+    if let Some(refused) = refuse_unverified(&user) {
+        return refused;
+    }
     let graph = match state.channels.graph() {
         Ok(g) => g,
         Err(e) => return api_error(user.chrome("deploy"), e.into()),
@@ -582,6 +616,19 @@ pub async fn facebook_pick(
             "This choice is damaged. Start again from the Deploy page.",
         );
     };
+    if let Err(e) = mtdesk_billing::limits::check_connect(
+        &state.store,
+        &state.plans,
+        &user.account.id,
+        kind.as_str(),
+        Some(&page.id),
+        None,
+        now_ms(),
+    )
+    .await
+    {
+        return api_error(user.chrome("deploy"), e.into());
+    }
     let result = state
         .channels
         .connect(

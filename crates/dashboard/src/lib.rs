@@ -11,11 +11,16 @@
 //! two multipart forms (Q&A import, knowledge upload) check the same token with `web::csrf_failure`.
 
 mod account;
+mod analytics;
 mod assets;
+mod billing;
+mod charts;
 mod chat;
 mod chatbots;
+mod contact;
 mod deletion_status;
 mod deploy;
+mod email_links;
 mod export;
 mod inbox;
 mod knowledge;
@@ -40,6 +45,20 @@ pub fn router() -> Router<AppState> {
         .route("/signup", get(session::signup_form).post(session::signup))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
+        .route("/verify-email/{secret}", get(email_links::verify))
+        .route("/account/verification", post(email_links::resend))
+        .route(
+            "/forgot-password",
+            get(email_links::forgot_form).post(email_links::forgot),
+        )
+        .route(
+            "/reset-password/{secret}",
+            get(email_links::reset_form).post(email_links::reset),
+        )
+        .route(
+            "/undo-email/{secret}",
+            get(email_links::undo_form).post(email_links::undo),
+        )
         .route("/chatbots", get(chatbots::list).post(chatbots::create))
         .route(
             "/chatbots/{id}",
@@ -94,6 +113,9 @@ pub fn router() -> Router<AppState> {
             post(unanswered::resolve),
         )
         .route("/account", get(account::page))
+        .route("/account/billing", get(billing::page))
+        .route("/account/billing/checkout", post(billing::checkout))
+        .route("/account/billing/portal", post(billing::portal))
         .route("/account/profile", post(account::profile))
         .route("/account/password", post(account::password))
         .route("/account/tokens", post(account::create_token))
@@ -117,6 +139,7 @@ pub fn router() -> Router<AppState> {
             "/operator/privacy/{id}/tasks/{processor}",
             post(operator::task),
         )
+        .route("/contact", get(contact::form).post(contact::send))
         .route("/privacy", get(policy::privacy))
         .route("/data-deletion", get(policy::data_deletion))
         .route("/data-deletion/{code}", get(deletion_status::status))
@@ -127,6 +150,8 @@ pub fn router() -> Router<AppState> {
         .route("/deploy/facebook/pick", post(deploy::facebook_pick))
         .route("/deploy/{id}/settings", post(deploy::settings))
         .route("/deploy/{id}/disconnect", post(deploy::disconnect))
+        .route("/analytics", get(analytics::page))
+        .route("/analytics.csv", get(analytics::csv))
         .route("/inbox", get(inbox::list))
         .route("/inbox/events", get(inbox::events))
         .route("/inbox/{id}", get(inbox::conversation))

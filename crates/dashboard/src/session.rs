@@ -5,7 +5,7 @@ use crate::web::{
     see_other,
 };
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use mtdesk_domain::{AccountId, NewAccount};
@@ -77,7 +77,11 @@ pub async fn signup(
             Err(e) => Err(e.into()),
         };
     match result {
-        Ok(account) => begin_session(&state, &headers, &account.id).await,
+        Ok(account) => {
+            // The device of the sign-up is known from the start: no "new sign-in" notice for it.
+            services::remember_device(&state, &account.id, user_agent(&headers)).await;
+            begin_session(&state, &headers, &account.id).await
+        }
         Err(e) => respond(
             e.status(),
             &SignupPage {
@@ -110,11 +114,22 @@ pub struct LoginForm {
 }
 has_csrf!(LoginForm);
 
-pub async fn login_form(csrf: Csrf) -> Response {
+fn user_agent(headers: &HeaderMap) -> &str {
+    mtdesk_http::api::account::user_agent(headers)
+}
+
+pub async fn login_form(csrf: Csrf, RawQuery(query): RawQuery) -> Response {
+    let flash = web::flash(
+        query.as_deref(),
+        &[(
+            "reset",
+            "Your password was changed and every session was signed out. Log in with the new password.",
+        )],
+    );
     respond(
         StatusCode::OK,
         &LoginPage {
-            chrome: Chrome::anonymous(csrf),
+            chrome: Chrome::anonymous(csrf).with_flash(flash),
             email: String::new(),
             errors: Errors::none(),
         },
@@ -132,7 +147,10 @@ pub async fn login(
 ) -> Response {
     let email = form.email.trim();
     match services::log_in(&state, email, &form.password, &ip).await {
-        Ok(account) => begin_session(&state, &headers, &account.id).await,
+        Ok(account) => {
+            services::note_sign_in(&state, &account, user_agent(&headers)).await;
+            begin_session(&state, &headers, &account.id).await
+        }
         Err(e) => {
             let errors = match &e {
                 ApiError::InvalidCredentials => {
@@ -162,7 +180,7 @@ pub async fn login(
     }
 }
 
-fn wait_text(secs: u64) -> String {
+pub(crate) fn wait_text(secs: u64) -> String {
     match secs {
         0..=1 => "a second".into(),
         2..=59 => format!("{secs} seconds"),

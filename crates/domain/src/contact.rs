@@ -126,7 +126,7 @@ mod tests {
             "privacy",
             "Please delete my data.",
         )
-        .unwrap();
+        .expect("parsed");
         assert_eq!(m.name, "Ann");
         assert_eq!(m.topic, ContactTopic::Privacy);
         assert_eq!(m.message, "Please delete my data.");
@@ -134,18 +134,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_fields() {
-        let e = ContactMessage::parse("", "a@b.co", "support", "hello there friend").unwrap_err();
+        let e = ContactMessage::parse("", "a@b.co", "support", "hello there friend").expect_err("refused");
         assert_eq!(e.field, "name");
-        let e = ContactMessage::parse("A", "nope", "support", "hello there friend").unwrap_err();
+        let e = ContactMessage::parse("A", "nope", "support", "hello there friend").expect_err("refused");
         assert_eq!(e.field, "email");
-        let e = ContactMessage::parse("A", "a@b.co", "sales", "hello there friend").unwrap_err();
+        let e = ContactMessage::parse("A", "a@b.co", "sales", "hello there friend").expect_err("refused");
         assert_eq!(e.field, "topic");
-        let e = ContactMessage::parse("A", "a@b.co", "support", "hi").unwrap_err();
+        let e = ContactMessage::parse("A", "a@b.co", "support", "hi").expect_err("refused");
         assert_eq!(e.field, "message");
         let long = "x".repeat(MAX_MESSAGE_CHARS + 1);
         assert_eq!(
             ContactMessage::parse("A", "a@b.co", "support", &long)
-                .unwrap_err()
+                .expect_err("refused")
                 .field,
             "message"
         );
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn refuses_link_spam() {
         let spam = "buy https://a.example https://b.example http://c.example www.d.example";
-        let e = ContactMessage::parse("A", "a@b.co", "support", spam).unwrap_err();
+        let e = ContactMessage::parse("A", "a@b.co", "support", spam).expect_err("refused");
         assert!(e.message.contains("at most 3 links"), "{e}");
         let ok = "see https://a.example and https://b.example please";
         assert!(ContactMessage::parse("A", "a@b.co", "support", ok).is_ok());

@@ -6,8 +6,10 @@
 //! a temperature in range. Each rejection is a [`DomainError::Invalid`] naming the field.
 
 pub mod account;
+pub mod analytics;
 pub mod channel;
 pub mod chatbot;
+pub mod contact;
 pub mod end_user;
 pub mod ids;
 pub mod knowledge;

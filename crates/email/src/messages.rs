@@ -91,6 +91,12 @@ macro_rules! message {
     };
 }
 
+// Verification, password reset and security notices (after the macro: the module uses it).
+mod account_security;
+pub use account_security::{
+    email_changed, new_sign_in, password_changed, password_reset, token_created, verify_email,
+};
+
 struct AccountDeleted<'a> {
     site: &'a Site,
     greeting: String,
@@ -263,6 +269,134 @@ pub fn export_ready(
     )
 }
 
+struct PaymentFailed<'a> {
+    site: &'a Site,
+    greeting: String,
+    amount: String,
+    grace_until: String,
+    billing_link: String,
+    invoice_link: Option<&'a str>,
+}
+message!(
+    PaymentFailed,
+    PaymentFailedText = "payment_failed.txt",
+    PaymentFailedHtml = "payment_failed.html"
+);
+
+/// To the account owner, once per invoice whose payment failed (Stripe `invoice.payment_failed`): the
+/// amount (`amount_cents` in `currency`), the end of the grace period and the billing page.
+pub fn payment_failed(
+    site: &Site,
+    name: &str,
+    amount_cents: i64,
+    currency: &str,
+    grace_until: i64,
+    invoice_link: Option<&str>,
+) -> Result<Rendered, EmailError> {
+    PaymentFailed {
+        site,
+        greeting: greeting(name),
+        amount: format!(
+            "{}.{:02} {}",
+            amount_cents / 100,
+            (amount_cents % 100).abs(),
+            currency.to_uppercase()
+        ),
+        grace_until: format_utc(grace_until),
+        billing_link: format!("{}/account/billing", site.public_url.trim_end_matches('/')),
+        invoice_link,
+    }
+    .render(
+        "payment_failed",
+        format!("Your {} payment failed", site.name),
+    )
+}
+
+struct MessageLimitReached<'a> {
+    site: &'a Site,
+    greeting: String,
+    plan: &'a str,
+    limit: i64,
+    month: &'a str,
+    link: String,
+}
+message!(
+    MessageLimitReached,
+    MessageLimitReachedText = "message_limit_reached.txt",
+    MessageLimitReachedHtml = "message_limit_reached.html"
+);
+
+/// To the account owner, once per month: the plan's monthly limit of answered messages is reached, so the
+/// chatbots send their fallback reply until the month ends. `month` is as people read it (`March 2026`).
+pub fn message_limit_reached(
+    site: &Site,
+    name: &str,
+    plan: &str,
+    limit: i64,
+    month: &str,
+) -> Result<Rendered, EmailError> {
+    MessageLimitReached {
+        site,
+        greeting: greeting(name),
+        plan,
+        limit,
+        month,
+        link: format!("{}/account#plan", site.public_url.trim_end_matches('/')),
+    }
+    .render(
+        "message_limit_reached",
+        format!("Your {} message limit for {month} is reached", site.name),
+    )
+}
+
+struct ContactMessage<'a> {
+    site: &'a Site,
+    id: &'a str,
+    name: &'a str,
+    email: &'a str,
+    topic: &'a str,
+    message: &'a str,
+    request_id: Option<&'a str>,
+    received_at: String,
+}
+message!(
+    ContactMessage,
+    ContactMessageText = "contact_message.txt",
+    ContactMessageHtml = "contact_message.html"
+);
+
+/// To the operator: a message from the public contact page (`topic` as shown, e.g. `Privacy request`),
+/// with the draft deletion request it created, if any.
+#[allow(clippy::too_many_arguments)]
+pub fn contact_message(
+    site: &Site,
+    id: &str,
+    name: &str,
+    email: &str,
+    topic: &str,
+    message: &str,
+    request_id: Option<&str>,
+    received_at: i64,
+) -> Result<Rendered, EmailError> {
+    ContactMessage {
+        site,
+        id,
+        name,
+        email,
+        topic,
+        message,
+        request_id,
+        received_at: format_utc(received_at),
+    }
+    .render(
+        "contact_message",
+        format!(
+            "Contact form: {topic} from {}",
+            name.replace(['\r', '\n'], " ")
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +427,26 @@ mod tests {
             deletion_deadline_warning(&s, &[("req-1".into(), T), (NASTY.into(), T)])
                 .expect("render"),
             export_ready(&s, NASTY, "https://x.example/e?a=1&b=2", T).expect("render"),
+            contact_message(
+                &s,
+                "c-1",
+                NASTY,
+                "ann@shop.example",
+                "Support",
+                NASTY,
+                Some("req-1"),
+                T,
+            )
+            .expect("render"),
+            payment_failed(
+                &s,
+                NASTY,
+                1900,
+                "usd",
+                T,
+                Some("https://x.example/i?a=1&b=2"),
+            )
+            .expect("render"),
         ]
     }
 
@@ -301,7 +455,7 @@ mod tests {
         let rendered = all();
         let mut kinds: Vec<_> = rendered.iter().map(|r| r.kind).collect();
         kinds.dedup();
-        assert_eq!(kinds.len(), 5);
+        assert_eq!(kinds.len(), rendered.len(), "one kind per message");
         for r in &rendered {
             assert!(!r.subject.trim().is_empty(), "{}", r.kind);
             assert!(!r.text.trim().is_empty(), "{}", r.kind);

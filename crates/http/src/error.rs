@@ -20,9 +20,20 @@ pub enum ApiError {
     /// 401: wrong email or password (never says which).
     #[error("email or password is incorrect")]
     InvalidCredentials,
+    /// 403: the account's plan does not allow this (a limit on chatbots, knowledge storage or channels);
+    /// the message names the limit and the plan.
+    #[error("{0}")]
+    PlanLimit(String),
     /// 404: no such resource for this account. Also what another account's ids get.
     #[error("not found")]
     NotFound,
+    /// 403: the account's email address is not verified yet, and this action (connecting a channel,
+    /// paying) needs it.
+    #[error("{0}")]
+    EmailNotVerified(String),
+    /// 410: a link from an email was already used or has expired.
+    #[error("{0}")]
+    Gone(String),
     /// 409: a unique value is taken (e.g. the email).
     #[error("{field} is already taken")]
     Conflict { field: &'static str },
@@ -72,7 +83,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::PlanLimit(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::EmailNotVerified(_) => StatusCode::FORBIDDEN,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Conflict { .. } | ApiError::Busy(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,7 +103,10 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::PlanLimit(_) => "plan_limit",
             ApiError::NotFound => "not_found",
+            ApiError::EmailNotVerified(_) => "email_not_verified",
+            ApiError::Gone(_) => "link_expired_or_used",
             ApiError::Conflict { .. } => "conflict",
             ApiError::Busy(_) => "busy",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -138,6 +155,15 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
+    }
+}
+
+impl From<mtdesk_billing::limits::LimitError> for ApiError {
+    fn from(e: mtdesk_billing::limits::LimitError) -> Self {
+        match e {
+            mtdesk_billing::limits::LimitError::Exceeded(x) => ApiError::PlanLimit(x.message),
+            mtdesk_billing::limits::LimitError::Storage(s) => s.into(),
+        }
     }
 }
 

@@ -57,6 +57,7 @@ pub async fn upload(
         sources: Vec::new(),
         errors: Vec::new(),
     };
+    let mut plan_limit: Option<String> = None;
     loop {
         let field = match mp.next_field().await {
             Ok(Some(f)) => f,
@@ -112,6 +113,14 @@ pub async fn upload(
         }
         match add_file(state, account, bot, &name, bytes).await {
             Ok(s) => out.sources.push(s),
+            // Over the plan's storage: this file is refused; a smaller one after it may still fit.
+            Err(ApiError::PlanLimit(m)) => {
+                out.errors.push(FileError {
+                    file: name,
+                    error: m.clone(),
+                });
+                plan_limit = Some(m);
+            }
             Err(e @ (ApiError::Validation(_) | ApiError::PayloadTooLarge(_))) => {
                 out.errors.push(FileError {
                     file: name,
@@ -123,6 +132,12 @@ pub async fn upload(
             }
             Err(e) => return Err(e),
         }
+    }
+    // Nothing stored because of the plan: the request as a whole is refused by the plan (403).
+    if let Some(m) = plan_limit
+        && out.sources.is_empty()
+    {
+        return Err(ApiError::PlanLimit(m));
     }
     Ok(out)
 }
@@ -155,6 +170,14 @@ pub async fn add_file(
             ),
         )));
     }
+    mtdesk_billing::limits::check_storage(
+        &state.store,
+        &state.plans,
+        account,
+        bytes.len() as i64,
+        mtdesk_domain::now_ms(),
+    )
+    .await?;
     let id = SourceId::new();
     let files_store = state.files.clone();
     let (acc, sid) = (account.clone(), id.clone());
@@ -198,6 +221,15 @@ pub async fn add_url(
 ) -> Result<Source, ApiError> {
     let parsed = mtdesk_crawler::parse_source_url(url)
         .map_err(|e| ApiError::Validation(DomainError::invalid("url", e.to_string())))?;
+    // A website's size is known only after its crawl: refused once the plan's storage is full.
+    mtdesk_billing::limits::check_storage(
+        &state.store,
+        &state.plans,
+        account,
+        0,
+        mtdesk_domain::now_ms(),
+    )
+    .await?;
     let new = NewSource {
         id: SourceId::new(),
         kind: SourceKind::Url,

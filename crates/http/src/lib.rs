@@ -14,6 +14,7 @@ pub mod knowledge;
 pub mod meta_callbacks;
 pub mod metrics;
 pub mod services;
+pub mod stripe_webhook;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -87,10 +88,19 @@ pub struct AppState {
     /// A hash of a random password with the current parameters: verified against when an email is
     /// unknown, so a failed login costs the same either way.
     pub dummy_hash: String,
+    /// Stripe billing (external-apis.md §8): `None` when `MTDESK_STRIPE_SECRET_KEY` is not set (billing
+    /// off). Set with [`AppState::with_billing`].
+    pub stripe: Option<Arc<mtdesk_billing::stripe::StripeBilling>>,
+    /// How plans are assigned (billing on or off, `MTDESK_DEFAULT_PLAN`): every limit check and meter
+    /// goes through it (`mtdesk_billing::limits`).
+    pub plans: mtdesk_billing::plans::PlanPolicy,
 }
 
 impl AppState {
     /// Must run inside a Tokio runtime (the channel service starts its webhook writer).
+    // Each part is built once by the binary's wiring and handed over here; a parameter struct would only
+    // rename the list.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         files: FileStore,
@@ -99,11 +109,21 @@ impl AppState {
         knowledge: knowledge::KnowledgeState,
         meta: mtdesk_channels::MetaConfig,
         channel_work_store: Store,
+        plans: mtdesk_billing::plans::PlanPolicy,
     ) -> anyhow::Result<Self> {
         let dummy_hash = config.password.hash_blocking(&auth::random_hex(16))?;
         let sealer = mtdesk_storage::Sealer::new(&config.secret_key, "provider-keys");
+        let limiter = mtdesk_billing::limits::MessageLimiter::new(
+            store.clone(),
+            plans.clone(),
+            mtdesk_email::Site {
+                name: config.operator_name.clone(),
+                public_url: config.public_url.clone(),
+            },
+        );
         let answerer = mtdesk_ai::Answerer::new(store.clone(), sealer, ai)
-            .with_knowledge(knowledge.knowledge.clone());
+            .with_knowledge(knowledge.knowledge.clone())
+            .with_limits(limiter);
         let channels = mtdesk_channels::ChannelService::new(
             store.clone(),
             channel_work_store,
@@ -143,6 +163,8 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(metrics::Metrics::default()),
             dummy_hash,
+            stripe: None,
+            plans,
         })
     }
 
@@ -158,6 +180,28 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Turns billing on (external-apis.md §8): checkout, portal and webhooks use `stripe`, and account
+    /// deletion cancels the account's subscription at Stripe first.
+    pub fn with_billing(mut self, stripe: mtdesk_billing::stripe::StripeBilling) -> Self {
+        let client = stripe.client.clone();
+        self.privacy = self.privacy.clone().with_subscription_canceller(Arc::new(
+            move |subscription: String| {
+                let client = client.clone();
+                Box::pin(async move {
+                    client
+                        .cancel_subscription(&subscription)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            },
+        ));
+        self.stripe = Some(Arc::new(stripe));
+        self
+    }
+}
+
 /// The whole application: API, health, metrics, plus the `pages` router (the dashboard), with the
 /// layers every response gets: metrics, body limit, security headers, panic catching, tracing.
 pub fn app(state: AppState, pages: Router<AppState>) -> Router {
@@ -168,6 +212,7 @@ pub fn app(state: AppState, pages: Router<AppState>) -> Router {
         .nest("/api/v1", api::router())
         .merge(webhooks::router())
         .merge(meta_callbacks::router())
+        .merge(stripe_webhook::router())
         .merge(pages)
         .layer(axum::middleware::from_fn_with_state(
             metrics,
@@ -182,8 +227,25 @@ pub fn app(state: AppState, pages: Router<AppState>) -> Router {
     }
     router
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!("request", method = %req.method(), path = %redacted_path(req.uri().path()))
+                },
+            ),
+        )
         .with_state(state)
+}
+
+/// The request path as logged: never a query string (export links carry a token there), and the secret of
+/// the emailed links (`/verify-email/…`, `/reset-password/…`, `/undo-email/…`) replaced by `…`.
+pub fn redacted_path(path: &str) -> String {
+    for prefix in ["/verify-email/", "/reset-password/", "/undo-email/"] {
+        if path.starts_with(prefix) {
+            return format!("{prefix}…");
+        }
+    }
+    path.chars().take(200).collect()
 }
 
 /// Headers on every response: a strict CSP (no inline scripts, no framing), nosniff, no referrer leaks.

@@ -167,7 +167,7 @@ struct Real {
 async fn real_server(
     db_url: Option<String>,
     fake: Option<&FakeMeta>,
-    workers: usize,
+    workers: Option<usize>,
 ) -> anyhow::Result<Real> {
     let dir = temp_dir();
     let mut vars = BTreeMap::new();
@@ -189,6 +189,7 @@ async fn real_server(
     let addr = listener.local_addr()?;
     let settings = Settings::from_vars(&vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let state = mtdesk::build_state(&settings).await?;
+    let workers = workers.unwrap_or(settings.meta.workers);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let s = state.clone();
     tokio::spawn(async move {
@@ -232,7 +233,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Webhook → reply at the fake Graph API at a fixed rate; returns sorted latencies in ms.
 async fn reply_latency(db_url: Option<String>) -> anyhow::Result<Vec<f64>> {
     let fake = FakeMeta::start(APP_ID, APP_SECRET).await;
-    let server = real_server(db_url, Some(&fake), 4).await?;
+    // The product's default worker count for this database (MTDESK_CHANNEL_WORKERS unset).
+    let server = real_server(db_url, Some(&fake), None).await?;
     let state = &server.state;
     let new = mtdesk_domain::NewAccount::parse(
         "Bench",
@@ -389,7 +391,7 @@ async fn main() -> anyhow::Result<()> {
         None => println!("(PostgreSQL unreachable: skipped)"),
     }
     for (name, url) in &backends {
-        let server = real_server(url.clone(), None, 0).await?;
+        let server = real_server(url.clone(), None, Some(0)).await?;
         let c = wrk(&format!("{}/webhooks/meta", server.base), &script);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let stored = server.state.store.count_webhook_events().await?;

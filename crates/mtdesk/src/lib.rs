@@ -1,6 +1,7 @@
 //! The `mtdesk` binary's wiring: settings → store → state → router → server. No business logic here.
 
 pub mod operator;
+pub mod plans_cli;
 pub mod settings;
 
 use anyhow::Context;
@@ -119,7 +120,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         .unwrap_or_else(|| mtdesk_http::default_from(&config));
     let mailer = mtdesk_email::Mailer::parse(settings.smtp_url.as_ref().map(|s| s.expose()), &from)
         .context("MTDESK_SMTP_URL / MTDESK_MAIL_FROM")?;
-    Ok(AppState::new(
+    let state = AppState::new(
         store,
         files,
         config,
@@ -127,8 +128,50 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         knowledge,
         meta_config(settings),
         work,
+        plan_policy(settings),
     )?
-    .with_mailer(mailer))
+    .with_mailer(mailer);
+    state
+        .plans
+        .check(&state.store)
+        .await
+        .map_err(|e| anyhow::anyhow!("plans: {e}"))?;
+    Ok(match stripe_billing(settings)? {
+        Some(stripe) => state.with_billing(stripe),
+        None => state,
+    })
+}
+
+/// How plans are assigned: billing is on with `MTDESK_STRIPE_SECRET_KEY`; without it every account is on
+/// `MTDESK_DEFAULT_PLAN` (checked to exist at start-up by `build_state`).
+pub fn plan_policy(settings: &Settings) -> mtdesk_billing::plans::PlanPolicy {
+    mtdesk_billing::plans::PlanPolicy {
+        billing_enabled: settings.stripe.secret_key.is_some(),
+        default_plan: settings.default_plan.clone(),
+    }
+}
+
+/// Stripe billing from settings (external-apis.md §8): `None` without `MTDESK_STRIPE_SECRET_KEY` (billing
+/// off; `Settings::disabled_features` says so at start-up). Without `MTDESK_STRIPE_WEBHOOK_SECRET` the
+/// webhook endpoint refuses every delivery.
+pub fn stripe_billing(
+    settings: &Settings,
+) -> anyhow::Result<Option<mtdesk_billing::stripe::StripeBilling>> {
+    let s = &settings.stripe;
+    let Some(key) = &s.secret_key else {
+        return Ok(None);
+    };
+    let mut cfg = mtdesk_billing::stripe::StripeConfig::new(&s.api_base, key.expose());
+    if s.api_base.starts_with("http://127.0.0.1") || s.api_base.starts_with("http://localhost") {
+        // A loopback fake (tests, local development): retry at once instead of waiting seconds.
+        cfg.initial_backoff = Duration::from_millis(20);
+    }
+    let client =
+        mtdesk_billing::stripe::StripeClient::new(cfg).context("MTDESK_STRIPE_API_BASE")?;
+    Ok(Some(mtdesk_billing::stripe::StripeBilling {
+        client,
+        webhook_secret: s.webhook_secret.as_ref().map(|w| w.expose().to_string()),
+    }))
 }
 
 /// Meta app settings for the channel service.
@@ -324,6 +367,7 @@ pub async fn serve(
         // purge runs every hour (each run deletes what expired since, in small batches).
         let privacy = state.privacy.clone();
         let knowledge = state.knowledge.knowledge.clone();
+        let billing_store = state.store.clone();
         channel_tasks.push(tokio::spawn(async move {
             match privacy.resume_pending().await {
                 Ok(0) => {}
@@ -379,6 +423,14 @@ pub async fn serve(
                 }
                 if let Err(e) = privacy.warn_deadlines(now).await {
                     tracing::error!(error = %e, "checking deletion request deadlines failed");
+                }
+                // Billing: ids of processed Stripe events are kept 30 days for deduplication (Stripe
+                // retries for up to 3 days, external-apis.md §8.4).
+                if let Err(e) = billing_store
+                    .prune_stripe_events(now - 30 * 24 * 3600 * 1000)
+                    .await
+                {
+                    tracing::error!(error = %e, "pruning processed Stripe event ids failed");
                 }
             }
         }));

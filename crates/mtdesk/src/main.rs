@@ -57,6 +57,16 @@ enum Admin {
         #[command(subcommand)]
         command: AdminOperator,
     },
+    /// Messages from the public contact page: list, show, delete.
+    Contact {
+        #[command(subcommand)]
+        command: mtdesk::operator::ContactCommand,
+    },
+    /// Plans and their limits: list, show, set (create or update), delete, import FILE.toml.
+    Plan {
+        #[command(subcommand)]
+        command: mtdesk::plans_cli::PlanCommand,
+    },
     /// Mails waiting in the outbox or failed (with --retry, failed ones are queued again).
     Outbox {
         #[arg(long)]
@@ -160,7 +170,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mtdesk: {e:#}");
-            ExitCode::FAILURE
+            // Input the operator has to fix (e.g. `admin plan set` with a bad value): 2, like clap's.
+            if e.downcast_ref::<mtdesk::plans_cli::BadInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -212,9 +227,21 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
     {
         return eval_retrieval(&settings, dir, *alpha, sweep).await;
     }
+    // Plans need only the database: they can be fixed even while MTDESK_DEFAULT_PLAN names none.
+    let command = match command {
+        Admin::Plan { command } => {
+            let store = mtdesk::open_store(&settings).await?;
+            let out = mtdesk::plans_cli::run(&store, command).await;
+            store.close().await;
+            print!("{}", out?);
+            return Ok(());
+        }
+        other => other,
+    };
     let state = mtdesk::build_state(&settings).await?;
     match command {
         Admin::Eval { .. } => unreachable_eval()?,
+        Admin::Plan { .. } => anyhow::bail!("plans are handled before the state is built"),
         Admin::Reindex { chatbot } => reindex(&settings, &state, &chatbot).await?,
         Admin::DeletionRequest { command } => {
             print!(
@@ -245,6 +272,9 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
             );
         }
         Admin::Outbox { retry } => print!("{}", mtdesk::operator::outbox(&state, retry).await?),
+        Admin::Contact { command } => {
+            print!("{}", mtdesk::operator::contact(&state, command).await?)
+        }
         Admin::Account {
             command:
                 AdminAccount::Create {
@@ -260,7 +290,8 @@ async fn admin(command: Admin, settings: Settings) -> anyhow::Result<()> {
             let password = password.trim_end_matches(['\n', '\r']);
             let new = mtdesk_domain::NewAccount::parse(&name, &email, &company, password, true)
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
-            let account = mtdesk_http::services::sign_up(&state, new)
+            // The operator vouches for the address: verified at creation, no verification mail.
+            let account = mtdesk_http::services::sign_up_verified(&state, new)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.user_message()))?;
             println!("created account {} for {}", account.id, account.email);

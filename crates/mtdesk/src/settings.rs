@@ -90,6 +90,8 @@ pub struct Settings {
     pub meta: MetaSettings,
     pub providers: Vec<ProviderSettings>,
     pub stripe: StripeSettings,
+    /// `MTDESK_DEFAULT_PLAN`: the plan of every account while billing is off (default `unlimited`).
+    pub default_plan: String,
     pub smtp_url: Option<Secret>,
     /// The From mailbox of every mail (`MTDESK_MAIL_FROM`); default `MT Desk <no-reply@<public host>>`.
     pub mail_from: Option<String>,
@@ -143,6 +145,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "MTDESK_STRIPE_SECRET_KEY",
     "MTDESK_STRIPE_WEBHOOK_SECRET",
     "MTDESK_STRIPE_API_BASE",
+    "MTDESK_DEFAULT_PLAN",
     "MTDESK_SMTP_URL",
     "MTDESK_MAIL_FROM",
     "MTDESK_ALLOW_PRIVATE_URLS",
@@ -319,7 +322,17 @@ impl Settings {
                 )
                 .unwrap_or_default(),
             appsecret_proof: r.flag("MTDESK_META_APPSECRET_PROOF"),
-            workers: r.number("MTDESK_CHANNEL_WORKERS", 4, 1, 64) as usize,
+            // PostgreSQL round trips dominate a message's processing, so more workers overlap them;
+            // SQLite has one writer, where more workers only queue.
+            workers: r.number(
+                "MTDESK_CHANNEL_WORKERS",
+                match database_url {
+                    DatabaseUrl::Postgres(_) => 8,
+                    DatabaseUrl::Sqlite(_) => 4,
+                },
+                1,
+                64,
+            ) as usize,
             lease_secs: r.number("MTDESK_CHANNEL_LEASE_SECS", 120, 2, 3600),
             delete_phrases: r
                 .get("MTDESK_DELETE_PHRASES")
@@ -346,6 +359,9 @@ impl Settings {
                 .url("MTDESK_STRIPE_API_BASE", Some("https://api.stripe.com"))
                 .unwrap_or_default(),
         };
+        let default_plan = r
+            .get("MTDESK_DEFAULT_PLAN")
+            .unwrap_or_else(|| mtdesk_billing::plans::DEFAULT_SELF_HOSTED_PLAN.to_string());
         let smtp_url = r.secret("MTDESK_SMTP_URL");
         if let Some(s) = &smtp_url
             && !(s.expose().starts_with("smtp://") || s.expose().starts_with("smtps://"))
@@ -420,6 +436,7 @@ impl Settings {
             meta,
             providers,
             stripe,
+            default_plan,
             smtp_url,
             mail_from,
             allow_private_urls,

@@ -96,6 +96,9 @@ impl From<ChannelError> for PrivacyError {
     }
 }
 
+/// How long contact-form messages are kept (365 days).
+pub const CONTACT_RETENTION_MS: i64 = 365 * 86_400_000;
+
 /// The deletion engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -104,7 +107,21 @@ pub struct Engine {
     files: FileStore,
     hash_key: [u8; 32],
     mail: Option<Mail>,
+    /// Billing hook (Stripe, external-apis.md §8): cancels the account's subscription before its data
+    /// goes. Set by the binary when billing is configured; `None` otherwise.
+    cancel_subscription: Option<CancelSubscription>,
 }
+
+/// Cancels a Stripe subscription by id (billing hook of [`Engine`]): `Err` with a message when Stripe
+/// could not be told. A plain closure so this crate does not depend on the billing crate.
+pub type CancelSubscription = std::sync::Arc<
+    dyn Fn(
+            String,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// How the engine sends its mails: the outbox, the site the mails name, and the operator's address for
 /// deadline warnings.
@@ -153,7 +170,19 @@ impl Engine {
             files,
             hash_key,
             mail: None,
+            cancel_subscription: None,
         }
+    }
+
+    /// Billing hook: account deletion first cancels the account's Stripe subscription with `cancel`.
+    /// Billing (Stripe) is configured on this instance.
+    pub fn billing_enabled(&self) -> bool {
+        self.cancel_subscription.is_some()
+    }
+
+    pub fn with_subscription_canceller(mut self, cancel: CancelSubscription) -> Self {
+        self.cancel_subscription = Some(cancel);
+        self
     }
 
     /// Sends confirmations, acknowledgements and warnings through `mail` (queued in the outbox; delivered
@@ -210,6 +239,18 @@ impl Engine {
     ) -> Result<AccountDeletion, PrivacyError> {
         let started = now_ms();
         let account = self.store.find_account(id).await?;
+        // Billing hook: the subscription is cancelled at Stripe before anything is deleted, so a deleted
+        // account is never charged again. If Stripe cannot be told, the deletion stops here (nothing
+        // deleted yet) and can be retried; the invoices stay, detached, in the final transaction.
+        if let Some(cancel) = &self.cancel_subscription
+            && let Some(subscription) = self.store.billing_state(id).await?.stripe_subscription_id
+        {
+            cancel(subscription).await.map_err(|e| {
+                PrivacyError::Refused(format!(
+                    "the subscription could not be cancelled at Stripe, so the account was not deleted yet; try again later ({e})"
+                ))
+            })?;
+        }
         let chatbots = self
             .store
             .list_chatbots(id)
@@ -414,6 +455,11 @@ impl Engine {
             }
             total += n;
         }
+        // Contact-form messages are kept 12 months too (privacy policy, "Contact").
+        total += self
+            .store
+            .purge_contacts(now - CONTACT_RETENTION_MS)
+            .await?;
         if total > 0 {
             self.store
                 .insert_receipt(

@@ -171,6 +171,13 @@ impl Engine {
                 },
                 None => None,
             };
+            // What Stripe holds of this person, read before the account (and its billing row) goes.
+            let stripe_customer = match &account {
+                Some(a) if scope == RequestScope::All => {
+                    self.store.billing_state(&a.id).await?.stripe_customer_id
+                }
+                _ => None,
+            };
             let (receipt, summary) = match (scope, account) {
                 (RequestScope::All, Some(a)) => {
                     let done = self
@@ -255,7 +262,7 @@ impl Engine {
             self.store
                 .record_privacy_request_executed(id, Some(&receipt.id), &summary)
                 .await?;
-            self.automated_tasks(id).await?;
+            self.automated_tasks(id, stripe_customer.is_some()).await?;
             tracing::info!(request = %id, operator, "deletion request executed");
         }
         self.confirm(id).await?;
@@ -264,17 +271,28 @@ impl Engine {
         Ok(view)
     }
 
-    /// The checklist lines MT Desk carries out itself.
-    async fn automated_tasks(&self, id: &str) -> Result<(), PrivacyError> {
-        // Billing (Stripe) is not part of this build yet: nothing of the requester is at Stripe.
-        self.store
-            .set_request_task(
-                id,
-                "stripe",
+    /// The checklist lines MT Desk carries out itself: Stripe. Deleting the account cancelled its
+    /// subscription through the API; the customer record and invoices stay at Stripe, as tax law requires.
+    async fn automated_tasks(&self, id: &str, had_customer: bool) -> Result<(), PrivacyError> {
+        let (status, note) = if !self.billing_enabled() {
+            (
                 "not_applicable",
-                "mtdesk",
-                Some("billing is not enabled on this instance: no Stripe customer exists"),
+                "billing is not enabled on this instance: no Stripe customer exists",
             )
+        } else if had_customer {
+            (
+                "done",
+                "subscription cancelled through the Stripe API when the account was deleted; the \
+                 customer record and invoices stay at Stripe for the period tax law requires",
+            )
+        } else {
+            (
+                "not_applicable",
+                "no Stripe customer belongs to this address",
+            )
+        };
+        self.store
+            .set_request_task(id, "stripe", status, "mtdesk", Some(note))
             .await
             .or_else(ignore_missing)?;
         Ok(())

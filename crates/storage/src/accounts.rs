@@ -21,11 +21,22 @@ pub struct Account {
     pub analytics_consent: Option<bool>,
     /// Holds the operator role (`mtdesk admin operator grant`).
     pub operator: bool,
+    /// When the owner opened the link of the verification mail sent to the current address; `None` until
+    /// then, and again after an email change. Unverified accounts can build but not connect a channel or
+    /// pay.
+    pub email_verified_at: Option<i64>,
+}
+
+impl Account {
+    /// Whether the current address is verified.
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
 }
 
 const COLUMNS: &str =
     "id, email, name, company, password_hash, age_confirmed_at, created_at, updated_at,
-    analytics_consent, operator_since";
+    analytics_consent, operator_since, email_verified_at";
 
 fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
     Ok(Account {
@@ -41,6 +52,7 @@ fn from_row(r: &AnyRow) -> Result<Account, sqlx::Error> {
             .try_get::<Option<i64>, _>("analytics_consent")?
             .map(|v| v != 0),
         operator: r.try_get::<Option<i64>, _>("operator_since")?.is_some(),
+        email_verified_at: r.try_get("email_verified_at")?,
     })
 }
 
@@ -80,6 +92,7 @@ impl Store {
             updated_at: now,
             analytics_consent: None,
             operator: false,
+            email_verified_at: None,
         };
         sqlx::query(
             "INSERT INTO accounts (id, email, email_normalized, name, company, password_hash, age_confirmed_at, created_at, updated_at)
@@ -120,8 +133,21 @@ impl Store {
         Ok(from_row(&row)?)
     }
 
-    /// Applies a profile correction; fields left `None` keep their value.
+    /// Applies a profile correction; fields left `None` keep their value. A changed address is no longer
+    /// verified (`email_verified_at` becomes NULL in the same statement).
     pub async fn update_account(&self, id: &AccountId, update: &AccountUpdate) -> Result<Account> {
+        self.update_account_with_links(id, update, &[]).await
+    }
+
+    /// [`Store::update_account`] and the insertion of `links` (the verification link for a new address,
+    /// the undo link to the old one) in one transaction: either the change and its links exist, or
+    /// neither. Pending verification links of the account are invalidated when the address changes.
+    pub async fn update_account_with_links(
+        &self,
+        id: &AccountId,
+        update: &AccountUpdate,
+        links: &[crate::email_links::NewEmailLink],
+    ) -> Result<Account> {
         let current = self.find_account(id).await?;
         let email = update
             .email
@@ -138,19 +164,53 @@ impl Store {
             .as_ref()
             .map(|c| c.as_str())
             .unwrap_or(&current.company);
+        let normalized = email.to_lowercase();
+        let changes_email = normalized != current.email.to_lowercase();
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE accounts SET email = $2, email_normalized = $3, name = $4, company = $5, updated_at = $6
+            "UPDATE accounts SET email = $2, email_normalized = $3, name = $4, company = $5, updated_at = $6,
+                email_verified_at = CASE WHEN email_normalized = $3 THEN email_verified_at ELSE NULL END
              WHERE id = $1 RETURNING {COLUMNS}"
         )))
         .bind(id.as_str())
         .bind(&email)
-        .bind(email.to_lowercase())
+        .bind(&normalized)
         .bind(name)
         .bind(company)
-        .bind(now_ms())
-        .fetch_one(self.pool())
+        .bind(now)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(from_row(&row)?)
+        let account = from_row(&row)?;
+        if changes_email {
+            sqlx::query(
+                "UPDATE email_links SET used_at = $2 WHERE account_id = $1 AND purpose = 'verify' AND used_at IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for link in links {
+            crate::email_links::insert_link(&mut tx, id, link, now).await?;
+        }
+        tx.commit().await?;
+        Ok(account)
+    }
+
+    /// Marks the account's current address as verified (or not, with `None`): the operator vouches for
+    /// accounts made with `mtdesk admin account create`, and tests use it.
+    pub async fn set_email_verified(&self, id: &AccountId, at: Option<i64>) -> Result<()> {
+        let n = sqlx::query("UPDATE accounts SET email_verified_at = $2 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(at)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(crate::StorageError::NotFound);
+        }
+        Ok(())
     }
 
     pub async fn update_password_hash(&self, id: &AccountId, hash: &str) -> Result<()> {
@@ -363,6 +423,14 @@ impl Store {
         // the instance stay right; nothing links them to anyone).
         sqlx::query(
             "UPDATE daily_stats SET account_id = NULL, chatbot_id = NULL WHERE account_id = $1",
+        )
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        // Billing (external-apis.md §8): invoices stay for tax law, detached from the account and without
+        // the link to Stripe's hosted page; number, amount, currency, date, billing name and country remain.
+        sqlx::query(
+            "UPDATE invoices SET account_id = NULL, hosted_url = NULL WHERE account_id = $1",
         )
         .bind(id.as_str())
         .execute(&mut *tx)

@@ -17,17 +17,23 @@
 //! forgotten.
 
 pub mod accounts;
+pub mod analytics;
+pub mod billing;
 pub mod catalogue;
 pub mod channels;
 pub mod chatbots;
+pub mod contact;
 pub mod conversations;
+pub mod devices;
 mod dialect;
+pub mod email_links;
 pub mod export;
 pub mod files;
 pub mod jobs;
 pub mod knowledge;
 mod migrate;
 pub mod outbox;
+pub mod plans;
 pub mod privacy;
 pub mod provider_keys;
 pub mod qa;
@@ -55,6 +61,7 @@ pub use jobs::Job;
 pub use knowledge::{IndexChunk, NewChunk, NewSource, Source, SourcePage};
 pub use migrate::{MIGRATIONS, Migration};
 pub use outbox::{NewMail, OutboxMail};
+pub use plans::{AccountBilling, MessageLimits, NewPlan, Plan, UsageCounts};
 pub use privacy::{DeletionRequest, Receipt, RetentionPreview};
 pub use provider_keys::ProviderKey;
 pub use qa::{QaMatch, QaPair};

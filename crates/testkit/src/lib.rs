@@ -3,6 +3,7 @@
 
 pub mod fake_llm;
 pub mod fake_meta;
+pub mod fake_stripe;
 pub mod smtp_sink;
 
 use axum::Router;

@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::{AppState, services};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use axum::{Json, Router};
 use mtdesk_domain::{AccountUpdate, NewAccount};
@@ -15,13 +15,24 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/account",
-        post(sign_up)
-            .get(get_account)
-            .patch(update_account)
-            .delete(delete_account),
-    )
+    Router::new()
+        .route(
+            "/account",
+            post(sign_up)
+                .get(get_account)
+                .patch(update_account)
+                .delete(delete_account),
+        )
+        .route("/account/verification", post(resend_verification))
+        .route("/account/verification/confirm", post(confirm_verification))
+}
+
+/// The request's User-Agent (empty when absent), for the devices an account signs in from.
+pub fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +53,10 @@ pub struct AccountView {
     pub name: String,
     pub email: String,
     pub company: String,
+    /// Whether the address was confirmed with the link we emailed. Until it is, the account can build
+    /// chatbots but not connect a channel or pay (403 `email_not_verified`). A changed address must be
+    /// confirmed again.
+    pub email_verified: bool,
     /// Unix milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
@@ -52,6 +67,7 @@ impl From<Account> for AccountView {
         Self {
             id: a.id.to_string(),
             name: a.name,
+            email_verified: a.email_verified_at.is_some(),
             email: a.email,
             company: a.company,
             created_at: a.created_at,
@@ -67,7 +83,8 @@ pub struct SignUpResponse {
     pub token: String,
 }
 
-/// Create an account and get a first API token.
+/// Create an account and get a first API token. A "Confirm your email" mail with a single-use link (24
+/// hours) goes to the address; until it is opened the account cannot connect a channel or pay.
 #[utoipa::path(post, path = "/api/v1/account", tag = "account", request_body = SignUpRequest,
     responses(
         (status = 201, body = SignUpResponse),
@@ -76,6 +93,7 @@ pub struct SignUpResponse {
     ))]
 pub async fn sign_up(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<SignUpRequest>,
 ) -> ApiResult<(StatusCode, Json<SignUpResponse>)> {
     let new = NewAccount::parse(
@@ -86,7 +104,9 @@ pub async fn sign_up(
         req.age_16_or_older,
     )?;
     let account = services::sign_up(&state, new).await?;
-    let (_, secret) = services::create_token(&state, &account.id, "created at sign-up").await?;
+    services::remember_device(&state, &account.id, user_agent(&headers)).await;
+    let (_, secret) =
+        services::create_token_silently(&state, &account.id, "created at sign-up").await?;
     Ok((
         StatusCode::CREATED,
         Json(SignUpResponse {
@@ -118,7 +138,9 @@ pub struct AccountPatch {
     pub new_password: Option<String>,
 }
 
-/// Correct your profile or change your password.
+/// Correct your profile or change your password. A changed email must be confirmed again (a link goes
+/// to the new address, `email_verified` turns false) and the old address gets a notice with a link that
+/// undoes the change; a changed password is notified too.
 #[utoipa::path(patch, path = "/api/v1/account", tag = "account", security(("bearer" = [])),
     request_body = AccountPatch,
     responses(
@@ -168,7 +190,7 @@ pub async fn update_account(
     let account = if update.is_empty() {
         current
     } else {
-        state.store.update_account(&id, &update).await?
+        services::save_profile(&state, &current, &update).await?
     };
     if let Some(new) = new_password {
         services::set_password(&state, &id, &new, None).await?;
@@ -210,4 +232,58 @@ pub async fn delete_account(
         deleted: done.deleted.tables.into_iter().collect(),
         files_removed: true,
     }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationSent {
+    pub message: String,
+}
+
+/// Send a new "Confirm your email" link to your address (the previous links keep working until they
+/// expire).
+#[utoipa::path(post, path = "/api/v1/account/verification", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "a new link is on its way", body = VerificationSent),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "the address is already verified", body = ErrorBody),
+        (status = 429, description = "one link a minute and five a day; see Retry-After", body = ErrorBody),
+    ))]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    ApiAccount(id): ApiAccount,
+) -> ApiResult<(StatusCode, Json<VerificationSent>)> {
+    services::resend_verification(&state, &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(VerificationSent {
+            message: "we sent a new confirmation link to your email address".into(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationConfirm {
+    /// The secret at the end of the emailed link (`…/verify-email/<token>`).
+    pub token: String,
+}
+
+/// Confirm your address with the token of the emailed link (what opening the link does in a browser).
+/// No authentication: the token is the proof.
+#[utoipa::path(post, path = "/api/v1/account/verification/confirm", tag = "account",
+    request_body = VerificationConfirm,
+    responses(
+        (status = 200, description = "verified", body = AccountView),
+        (status = 404, description = "unknown link", body = ErrorBody),
+        (status = 410, description = "the link was already used or has expired", body = ErrorBody),
+    ))]
+pub async fn confirm_verification(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<VerificationConfirm>,
+) -> ApiResult<Json<AccountView>> {
+    Ok(Json(
+        services::verify_email(&state, req.token.trim())
+            .await?
+            .into(),
+    ))
 }

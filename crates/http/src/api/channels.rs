@@ -150,13 +150,16 @@ pub async fn list(
 /// configured on the server or the channel belongs to another account.
 #[utoipa::path(post, path = "/api/v1/channels", tag = "channels", security(("bearer" = [])),
     request_body = ChannelCreate,
-    responses((status = 201, body = ChannelView), (status = 409, body = ErrorBody),
+    responses((status = 201, body = ChannelView),
+        (status = 403, description = "the account's email address is not verified yet, or the plan's channel limit is reached (`plan_limit`)", body = ErrorBody),
+        (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
     ApiJson(body): ApiJson<ChannelCreate>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
+    crate::services::require_verified(&state.store.find_account(&account).await?)?;
     let kind = ChannelKind::parse(body.kind.trim()).ok_or_else(|| {
         ApiError::Validation(DomainError::invalid(
             "kind",
@@ -166,6 +169,16 @@ pub async fn create(
     let chatbot_id = ChatbotId::parse(&body.chatbot_id).ok_or_else(|| {
         ApiError::Validation(DomainError::invalid("chatbot_id", "no such chatbot"))
     })?;
+    mtdesk_billing::limits::check_connect(
+        &state.store,
+        &state.plans,
+        &account,
+        kind.as_str(),
+        body.page_id.as_deref(),
+        body.phone_number_id.as_deref(),
+        mtdesk_domain::now_ms(),
+    )
+    .await?;
     let channel = state
         .channels
         .connect(

@@ -141,13 +141,20 @@ pub async fn list(
 /// Create a chatbot.
 #[utoipa::path(post, path = "/api/v1/chatbots", tag = "chatbots", security(("bearer" = [])),
     request_body = ChatbotInput,
-    responses((status = 201, body = ChatbotView), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ChatbotView), (status = 403, description = "The plan's chatbot limit is reached (`plan_limit`)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiAccount(account): ApiAccount,
     ApiJson(input): ApiJson<ChatbotInput>,
 ) -> ApiResult<(StatusCode, Json<ChatbotView>)> {
     let settings = input.draft()?.apply(&ChatbotSettings::defaults())?;
+    mtdesk_billing::limits::check_new_chatbot(
+        &state.store,
+        &state.plans,
+        &account,
+        mtdesk_domain::now_ms(),
+    )
+    .await?;
     let bot = state.store.insert_chatbot(&account, &settings).await?;
     Ok((StatusCode::CREATED, Json(bot.into())))
 }

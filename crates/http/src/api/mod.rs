@@ -1,11 +1,14 @@
 //! The JSON API under `/api/v1`, documented by `/api/v1/openapi.json` (generated from these handlers).
 
 pub mod account;
+pub mod analytics;
+pub mod billing;
 pub mod channels;
 pub mod chat;
 pub mod chatbots;
 pub mod conversations;
 pub mod export;
+pub mod password_reset;
 pub mod providers;
 pub mod qa;
 pub mod retention;
@@ -32,12 +35,15 @@ use utoipa::{Modify, OpenApi};
     ),
     paths(
         account::sign_up, account::get_account, account::update_account, account::delete_account,
+        account::resend_verification, account::confirm_verification,
+        password_reset::request, password_reset::confirm,
         tokens::list, tokens::create, tokens::revoke,
         chatbots::list, chatbots::create, chatbots::get_one, chatbots::update, chatbots::delete,
         qa::list, qa::create, qa::get_one, qa::update, qa::delete, qa::import,
         chat::chat, unanswered::list, unanswered::resolve,
         providers::list, providers::set_key, providers::delete_key, providers::test_key, providers::models,
         usage::usage,
+        analytics::json, analytics::csv_export,
         sources::list, sources::create, sources::get_one, sources::update, sources::sync, sources::delete,
         retrieval::retrieval_test, retrieval::get_settings, retrieval::put_settings,
         channels::list, channels::create, channels::get_one, channels::update, channels::delete,
@@ -45,6 +51,7 @@ use utoipa::{Modify, OpenApi};
         conversations::reply,
         retention::get_retention, retention::put_retention,
         export::request, export::list, export::download,
+        billing::get_billing, billing::checkout, billing::portal,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -56,9 +63,11 @@ use utoipa::{Modify, OpenApi};
         (name = "chat", description = "Ask a chatbot; questions it could not answer"),
         (name = "providers", description = "LLM providers and your own API keys"),
         (name = "usage", description = "Answers and tokens per month"),
+        (name = "analytics", description = "Conversations, answer rate, latency, tokens and cost per day, channel and provider (from the daily aggregates)"),
         (name = "knowledge", description = "Knowledge sources (documents, websites), hit testing, embeddings"),
         (name = "channels", description = "Messenger, Instagram and WhatsApp: connect, pause, disconnect"),
         (name = "inbox", description = "Conversations, transcripts, take-over and replies as yourself"),
+        (name = "billing", description = "Plan, billing status, invoices; Stripe Checkout and Customer Portal"),
     )
 )]
 pub struct ApiDoc;
@@ -79,6 +88,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi_json))
         .merge(account::router())
+        .merge(password_reset::router())
         .merge(tokens::router())
         .merge(chatbots::router())
         .merge(qa::router())
@@ -86,12 +96,14 @@ pub fn router() -> Router<AppState> {
         .merge(unanswered::router())
         .merge(providers::router())
         .merge(usage::router())
+        .merge(analytics::router())
         .merge(sources::router())
         .merge(retrieval::router())
         .merge(channels::router())
         .merge(conversations::router())
         .merge(retention::router())
         .merge(export::router())
+        .merge(billing::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             (

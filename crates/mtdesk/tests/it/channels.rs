@@ -1201,6 +1201,22 @@ async fn a_reply_interrupted_by_kill_9_is_sent_after_the_restart() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{acct}");
     let token = acct["token"].as_str().expect("token").to_string();
+    // Verified, as opening the emailed link does: connecting a channel needs it.
+    {
+        let url = &env
+            .iter()
+            .find(|(k, _)| k == "MTDESK_DATABASE_URL")
+            .expect("database url")
+            .1;
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .expect("database");
+        sqlx::raw_sql("UPDATE accounts SET email_verified_at = created_at")
+            .execute(&mut conn)
+            .await
+            .expect("verify");
+    }
     let (_, bot) = api(
         Method::POST,
         "/api/v1/chatbots",

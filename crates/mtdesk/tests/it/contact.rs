@@ -246,9 +246,9 @@ async fn bots_bad_input_and_bursts_get_quiet_or_clear_answers_and_nothing_half_w
         if page.status == StatusCode::TOO_MANY_REQUESTS {
             let retry: i64 = page.headers["retry-after"]
                 .to_str()
-                .unwrap()
+                .expect("ascii")
                 .parse()
-                .unwrap();
+                .expect("seconds");
             assert!((1..=3600).contains(&retry), "{retry}");
             assert!(page.body.contains("Too many messages"), "{}", page.body);
         }

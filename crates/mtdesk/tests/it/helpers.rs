@@ -200,7 +200,23 @@ impl TestApp {
         self.api(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// Signs up through the API and marks the address verified (as opening the emailed link does), so the
+    /// account can connect channels. See [`TestApp::sign_up_unverified`] for the state right after sign-up.
     pub async fn sign_up(&self, email: &str) -> TestAccount {
+        let account = self.sign_up_unverified(email).await;
+        self.state
+            .store
+            .set_email_verified(
+                &mtdesk_domain::AccountId::parse(&account.id).expect("account id"),
+                Some(mtdesk_domain::now_ms()),
+            )
+            .await
+            .expect("mark verified");
+        account
+    }
+
+    /// Signs up through the API; the address stays unverified (the verification mail is in the outbox).
+    pub async fn sign_up_unverified(&self, email: &str) -> TestAccount {
         let (status, body) = self
             .api(
                 Method::POST,

@@ -3,12 +3,16 @@
 //! the server's logs.
 
 mod accounts;
+mod analytics;
 mod answering;
+mod auth_mail;
 mod bad_input;
+mod billing;
 mod browser;
 mod channels;
 mod chatbots;
 mod cli;
+mod contact;
 mod dashboard;
 mod deletion;
 mod export;
@@ -17,6 +21,7 @@ mod isolation;
 mod knowledge;
 mod knowledge_pages;
 mod ops;
+mod plans;
 mod privacy;
 mod privacy_ops;
 mod tab;

@@ -45,19 +45,23 @@ pub async fn wait_outbox_empty(app: &TestApp) {
     panic!("the outbox did not empty");
 }
 
-/// The mail to `to` whose subject contains `subject`, once at least `n` mails went to `to`.
-async fn mail_about(sink: &SmtpSink, n: usize, to: &str, subject: &str) -> ReceivedMail {
+/// The mail to `to` whose subject contains `subject`, once at least `n` mails went to `to` (waiting for
+/// it: other mails, such as the sign-up's verification, may arrive first).
+pub async fn mail_about(sink: &SmtpSink, n: usize, to: &str, subject: &str) -> ReceivedMail {
     mail_to(sink, n, to).await;
-    sink.messages()
-        .into_iter()
-        .find(|m| {
+    for _ in 0..800 {
+        if let Some(m) = sink.messages().into_iter().find(|m| {
             m.to.iter().any(|t| t == to)
                 && m.header("Subject").unwrap_or_default().contains(subject)
-        })
-        .unwrap_or_else(|| panic!("no mail about {subject:?} to {to}"))
+        }) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no mail about {subject:?} to {to}")
 }
 
-async fn mail_to(sink: &SmtpSink, n: usize, to: &str) -> ReceivedMail {
+pub async fn mail_to(sink: &SmtpSink, n: usize, to: &str) -> ReceivedMail {
     for _ in 0..800 {
         let mine: Vec<ReceivedMail> = sink
             .messages()
@@ -117,7 +121,7 @@ async fn an_emailed_request_is_acknowledged_executed_confirmed_and_forgotten() {
         .await
         .expect("add");
     let id = request_id(&out);
-    let ack = mail_to(&sink, 1, &a.email).await;
+    let ack = mail_about(&sink, 1, &a.email, &id).await;
     assert!(
         ack.header("Subject").unwrap_or_default().contains(&id),
         "{:?}",
@@ -572,7 +576,7 @@ async fn an_interrupted_account_deletion_resumes_and_aggregates_survive_it() {
             .expect("list")
             .is_empty()
     );
-    let confirmation = mail_to(&sink, 1, &a.email).await;
+    let confirmation = mail_about(&sink, 1, &a.email, "has been deleted").await;
     assert!(
         confirmation
             .text_part()
