@@ -642,7 +642,29 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         form: form.clone(),
         raw_body: raw,
     });
-    // Loopback pages standing in for Stripe's hosted Checkout, portal and invoice pages.
+    // The hosted Checkout page: a "Pay" button; paying sends the browser to the session's success_url
+    // with `{CHECKOUT_SESSION_ID}` filled in, as Stripe does. The webhooks follow separately (the test
+    // sends them with `complete_checkout`), as Stripe's come asynchronously.
+    if let Some(id) = path.strip_prefix("/checkout/") {
+        let session = lock(&shared.sessions).get(id).cloned();
+        let Some(session) = session else {
+            return (StatusCode::NOT_FOUND, Html("no such Checkout Session")).into_response();
+        };
+        if method == Method::POST {
+            let to = session.form["success_url"]
+                .as_str()
+                .unwrap_or("/")
+                .replace("{CHECKOUT_SESSION_ID}", id);
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
+        }
+        return Html(format!(
+            "<!doctype html><title>Fake Stripe Checkout</title><h1>Pay for {price}</h1>\
+             <form method=\"post\" action=\"/checkout/{id}\"><button id=\"pay\" type=\"submit\">Pay</button></form>",
+            price = session.price
+        ))
+        .into_response();
+    }
+    // Loopback pages standing in for Stripe's portal and invoice pages.
     if method == Method::GET && !path.starts_with("/v1/") {
         return Html(format!(
             "<!doctype html><title>Fake Stripe</title><p>{path}</p>"

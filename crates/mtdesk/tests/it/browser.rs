@@ -443,3 +443,103 @@ async fn an_uploaded_file_shows_its_progress_until_ready_without_a_reload() {
     browser.quit().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sign up → verify the address through the link the SMTP sink received → upgrade through the fake Stripe
+/// Checkout → the billing page shows the new plan (granted by the signed webhook) and the usage meters.
+#[tokio::test]
+async fn a_new_user_verifies_the_email_upgrades_through_checkout_and_sees_the_plan_and_meters() {
+    use mtdesk_testkit::fake_stripe::{Delivery, FakeStripe, FakeStripeConfig};
+    use mtdesk_testkit::smtp_sink::SmtpSink;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let sink = SmtpSink::start().await;
+    let fake = FakeStripe::start(FakeStripeConfig::new()).await;
+    let cfg = fake.config().clone();
+    let (smtp, base) = (sink.url(), fake.base_url());
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_SMTP_URL".into(), smtp);
+        v.insert("MTDESK_STRIPE_SECRET_KEY".into(), cfg.secret_key.clone());
+        v.insert(
+            "MTDESK_STRIPE_WEBHOOK_SECRET".into(),
+            cfg.webhook_secret.clone(),
+        );
+        v.insert("MTDESK_STRIPE_API_BASE".into(), base);
+    })
+    .await;
+    fake.set_webhook_url(&app.url("/webhooks/stripe"));
+    let address = email("browser-billing");
+
+    browser.goto(&app.url("/signup")).await;
+    browser.type_into("#name", "Ann Lee").await;
+    browser.type_into("#email", &address).await;
+    browser
+        .type_into("#password", crate::helpers::PASSWORD)
+        .await;
+    browser.type_into("#company", "Lee Shoes").await;
+    browser.click("#age_16_or_older").await;
+    browser.click_and_wait("#signup-submit").await;
+    browser.find("#new-chatbot-name").await;
+
+    // The verification link, from the mail the SMTP sink received.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mail = loop {
+        if let Some(m) = sink.messages().into_iter().find(|m| {
+            m.to.iter().any(|t| t == &address)
+                && m.header("Subject").unwrap_or_default().contains("Confirm")
+        }) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no verification mail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = mail.text_part().expect("text");
+    let at = text.find("/verify-email/").expect("verify link");
+    let start = text[..at].rfind("http").expect("link start");
+    let end = at
+        + text[at..]
+            .find(char::is_whitespace)
+            .unwrap_or(text.len() - at);
+    browser.goto(&text[start..end]).await;
+    let verified = browser.text("#link-result").await;
+    assert!(
+        verified.to_lowercase().contains("confirmed")
+            || verified.to_lowercase().contains("verified"),
+        "{verified}"
+    );
+
+    // Upgrade: the billing page → the fake hosted Checkout → pay → back on the billing page.
+    browser.goto(&app.url("/account/billing")).await;
+    assert_eq!(browser.text("#plan-name").await.trim(), "Free");
+    browser.find("#billing-meters").await;
+    browser.screenshot("10-billing-free").await;
+    browser.click_and_wait("#upgrade-starter").await;
+    browser.find("#pay").await;
+    browser.click_and_wait("#pay").await;
+    assert!(
+        browser
+            .url()
+            .await
+            .contains("/account/billing?checkout=success"),
+        "after paying: {}",
+        browser.url().await
+    );
+    // Stripe's webhooks arrive on their own; the plan changes only then.
+    let session = fake.last_session_id().expect("a Checkout Session");
+    let done = fake.complete_checkout(&session, Delivery::default()).await;
+    for (status, body) in &done.responses {
+        assert_eq!(*status, 200, "{body}");
+    }
+    browser.goto(&app.url("/account/billing")).await;
+    assert_eq!(browser.text("#plan-name").await.trim(), "Starter");
+    let meters = browser.text("#billing-meters").await;
+    assert!(
+        meters.contains("0 of 3"),
+        "chatbots meter of the Starter plan: {meters}"
+    );
+    browser.screenshot("11-billing-starter").await;
+    browser.goto(&app.url("/account")).await;
+    assert_eq!(browser.text("#plan-name").await.trim(), "Starter");
+    assert!(browser.text("#meter-chatbots-text").await.contains("of 3"));
+    browser.quit().await;
+}
