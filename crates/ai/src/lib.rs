@@ -196,9 +196,11 @@ impl Answerer {
         let limiter = self.limiter.as_ref()?;
         match limiter.check(account, mtdesk_domain::now_ms()).await {
             Ok(mtdesk_billing::limits::MessageGate::Allowed) => None,
-            Ok(mtdesk_billing::limits::MessageGate::OverLimit { plan_name, limit }) => Some(format!(
-                "The {plan_name} plan's limit of {limit} answered messages this month is reached: the fallback reply was sent and no AI model was asked."
-            )),
+            Ok(mtdesk_billing::limits::MessageGate::OverLimit { plan_name, limit }) => {
+                Some(format!(
+                    "The {plan_name} plan's limit of {limit} answered messages this month is reached: the fallback reply was sent and no AI model was asked."
+                ))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "checking the monthly message limit failed; answering anyway");
                 None

@@ -134,11 +134,14 @@ mod tests {
 
     #[test]
     fn refuses_bad_fields() {
-        let e = ContactMessage::parse("", "a@b.co", "support", "hello there friend").expect_err("refused");
+        let e = ContactMessage::parse("", "a@b.co", "support", "hello there friend")
+            .expect_err("refused");
         assert_eq!(e.field, "name");
-        let e = ContactMessage::parse("A", "nope", "support", "hello there friend").expect_err("refused");
+        let e = ContactMessage::parse("A", "nope", "support", "hello there friend")
+            .expect_err("refused");
         assert_eq!(e.field, "email");
-        let e = ContactMessage::parse("A", "a@b.co", "sales", "hello there friend").expect_err("refused");
+        let e = ContactMessage::parse("A", "a@b.co", "sales", "hello there friend")
+            .expect_err("refused");
         assert_eq!(e.field, "topic");
         let e = ContactMessage::parse("A", "a@b.co", "support", "hi").expect_err("refused");
         assert_eq!(e.field, "message");

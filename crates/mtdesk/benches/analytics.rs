@@ -98,7 +98,11 @@ async fn server(pg: Option<String>) -> anyhow::Result<Server> {
 /// `SELECT x FROM <0..n>` for the backend.
 fn series(pg: bool, n: i64) -> String {
     if pg {
-        format!("SELECT x FROM generate_series(0, {}) AS x", n - 1)
+        // BIGINT: `x * step` passes 2^31 (int4, generate_series' type for integer bounds).
+        format!(
+            "SELECT CAST(x AS BIGINT) AS x FROM generate_series(0, {}) AS x",
+            n - 1
+        )
     } else {
         format!(
             "SELECT x FROM (WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x < {}) SELECT x FROM s)",

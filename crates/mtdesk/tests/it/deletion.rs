@@ -178,7 +178,11 @@ async fn deleting_an_account_leaves_no_row_file_or_trace() {
     let mails: Vec<_> = sink
         .messages()
         .into_iter()
-        .filter(|m| m.header("Subject").unwrap_or_default().contains("has been deleted"))
+        .filter(|m| {
+            m.header("Subject")
+                .unwrap_or_default()
+                .contains("has been deleted")
+        })
         .collect();
     assert_eq!(mails.len(), 1, "one confirmation mail");
     assert_eq!(mails[0].to, vec![a.email.clone()]);
