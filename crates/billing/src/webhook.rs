@@ -161,6 +161,10 @@ impl Processor {
                     customer: hints.customer.clone(),
                     subscription: hints.subscription.clone(),
                     plan_id: text(&o["metadata"]["plan_id"]),
+                    paid: matches!(
+                        o["payment_status"].as_str(),
+                        Some("paid" | "no_payment_required")
+                    ),
                 };
                 (hints, change)
             }

@@ -39,6 +39,8 @@ pub struct BillingPage {
     /// The end of the grace period, when a payment failed.
     grace: Option<String>,
     canceled: bool,
+    /// A live subscription: plan changes go through the Customer Portal, not a second Checkout.
+    subscribed: bool,
     has_customer: bool,
     plans: Vec<PlanRow>,
     invoices: Vec<InvoiceRow>,
@@ -89,6 +91,7 @@ fn view(
             .filter(|_| o.billing_status == "past_due")
             .map(web::date_time),
         canceled: o.billing_status == "canceled",
+        subscribed: matches!(o.billing_status.as_str(), "active" | "trialing" | "past_due"),
         has_customer: o.has_stripe_customer,
         plans: o
             .purchasable_plans

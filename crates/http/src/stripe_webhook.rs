@@ -2,7 +2,7 @@
 //!
 //! The raw body (size-limited) is verified against `Stripe-Signature` with the endpoint secret
 //! (`MTDESK_STRIPE_WEBHOOK_SECRET`) before anything is parsed. Without a configured secret every delivery
-//! is refused (503): an unverified event is never processed. A bad or missing signature is 400; a signed
+//! is refused (403): an unverified event is never processed. A bad or missing signature is 400; a signed
 //! body that is not an event is 400 too (never a 5xx, which Stripe would retry for days). A processed,
 //! duplicate, ignored or unknown-account event gets 200 `{"received":true}` quickly (§8.4: reply 2xx fast).
 
@@ -45,7 +45,7 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             "Stripe webhook refused: billing webhooks are not configured (set MTDESK_STRIPE_SECRET_KEY and MTDESK_STRIPE_WEBHOOK_SECRET)"
         );
         return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::FORBIDDEN,
             "billing_not_configured",
             "Stripe webhooks are not configured on this server (no MTDESK_STRIPE_WEBHOOK_SECRET); nothing was processed",
         );

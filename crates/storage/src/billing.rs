@@ -88,6 +88,9 @@ pub enum BillingChange {
         customer: Option<String>,
         subscription: Option<String>,
         plan_id: Option<String>,
+        /// `payment_status` is `paid` or `no_payment_required`. A session paid by a method that settles
+        /// later (`unpaid`) only links the ids; the plan comes with the subscription turning active.
+        paid: bool,
     },
     /// `customer.subscription.created|updated`: status and plan from the subscription's prices.
     SubscriptionChanged {
@@ -369,8 +372,15 @@ impl Store {
             tx.commit().await?;
             return Ok(Applied::UnknownAccount);
         };
+        // The account's row is locked for the rest of the transaction (PostgreSQL; SQLite holds its
+        // write lock already), so two events delivered at once are applied one after the other and the
+        // order check below sees the other's result.
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {STATE_COLUMNS} FROM accounts WHERE id = $1 AND deleting_since IS NULL"
+            "SELECT {STATE_COLUMNS} FROM accounts WHERE id = $1 AND deleting_since IS NULL{lock}"
         )))
         .bind(account.as_str())
         .fetch_optional(&mut *tx)
@@ -387,8 +397,16 @@ impl Store {
                 customer,
                 subscription,
                 plan_id,
+                paid,
             } => {
-                if stale {
+                // Another subscription is already the account's (a second Checkout that was paid):
+                // only ids still missing are filled in; the current subscription decides the plan.
+                let foreign = state
+                    .stripe_subscription_id
+                    .as_ref()
+                    .is_some_and(|s| subscription.as_ref().is_some_and(|n| n != s))
+                    && matches!(state.status.as_str(), "active" | "trialing" | "past_due");
+                if stale || foreign || !*paid {
                     link_missing(&mut tx, account, customer, subscription).await?;
                 } else {
                     let plan = match plan_id {
@@ -423,7 +441,14 @@ impl Store {
                 price_ids,
                 cancel_at_period_end,
             } => {
-                if stale {
+                // Events of a subscription that is not the account's current one (an old one after a
+                // switch, or a second one) do not move the account's plan or state.
+                let foreign = state
+                    .stripe_subscription_id
+                    .as_ref()
+                    .is_some_and(|s| s != subscription)
+                    && matches!(state.status.as_str(), "active" | "trialing" | "past_due");
+                if stale || foreign {
                     link_missing(&mut tx, account, customer, &Some(subscription.clone())).await?;
                 } else {
                     let plan = plan_for_prices(&mut tx, price_ids).await?;
@@ -491,6 +516,22 @@ impl Store {
                 .await?;
             }
             BillingChange::InvoiceFailed { invoice, mail } => {
+                // A failure reported after the same invoice was paid (Stripe does not promise order)
+                // changes nothing: the invoice stays paid and no grace period starts.
+                let already_paid =
+                    sqlx::query("SELECT status FROM invoices WHERE stripe_invoice_id = $1")
+                        .bind(&invoice.stripe_invoice_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| r.try_get::<String, _>("status"))
+                        .transpose()?
+                        .is_some_and(|st| st == "paid");
+                if already_paid {
+                    tx.commit().await?;
+                    return Ok(Applied::Stale {
+                        account: account.clone(),
+                    });
+                }
                 let first = upsert_invoice(&mut tx, account, invoice, false).await?;
                 if !stale {
                     sqlx::query(

@@ -199,6 +199,17 @@ pub async fn start_checkout(
     };
     let owner = state.store.find_account(account).await?;
     let billing = state.store.billing_state(account).await?;
+    // One subscription per account: a second Checkout would charge twice. Plan changes of a live
+    // subscription go through the Customer Portal (§8.3).
+    if billing.stripe_subscription_id.is_some()
+        && matches!(billing.status.as_str(), "active" | "trialing" | "past_due")
+    {
+        return Err(ApiError::Busy(
+            "this account already has a subscription: change or cancel it with Manage billing (the \
+             Customer Portal)"
+                .into(),
+        ));
+    }
     let base = public_url(state);
     let req = CheckoutRequest {
         price_id,
@@ -225,6 +236,11 @@ pub async fn start_checkout(
 /// billing is off or the account has no Stripe customer yet.
 pub async fn open_portal(state: &AppState, account: &AccountId) -> ApiResult<String> {
     let stripe = stripe(state)?;
+    if state.store.email_verified_at(account).await?.is_none() {
+        return Err(ApiError::EmailNotVerified(
+            "verify your email address before managing payments (see the link we sent you)".into(),
+        ));
+    }
     let Some(customer) = state.store.billing_state(account).await?.stripe_customer_id else {
         return Err(ApiError::Busy(
             "there is no billing account yet: buy a plan first".into(),
@@ -256,7 +272,7 @@ pub async fn get_billing(
     responses((status = 200, body = RedirectUrl),
         (status = 400, description = "unknown plan, or the plan cannot be bought", body = ErrorBody),
         (status = 403, description = "the email address is not verified", body = ErrorBody),
-        (status = 409, description = "billing is not enabled on this instance", body = ErrorBody),
+        (status = 409, description = "billing is not enabled on this instance, or the account already has a subscription (use the portal)", body = ErrorBody),
         (status = 502, description = "Stripe refused or failed", body = ErrorBody)))]
 pub async fn checkout(
     State(state): State<AppState>,

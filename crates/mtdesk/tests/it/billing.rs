@@ -230,6 +230,18 @@ async fn upgrading_through_checkout_grants_the_plan_only_after_the_signed_webhoo
     let before = billing(&b.app, &account).await;
     assert_eq!(before["billing_status"], "none");
     assert_eq!(before["plan"]["id"], "free");
+    // The free plan allows one chatbot: the second is refused until the upgrade.
+    b.app.create_chatbot(&account.token, "First bot").await;
+    let (status, body) = b
+        .app
+        .post(
+            "/api/v1/chatbots",
+            &account.token,
+            json!({"name": "Second bot"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "plan_limit");
     let (status, body) = b
         .app
         .api(
@@ -251,6 +263,18 @@ async fn upgrading_through_checkout_grants_the_plan_only_after_the_signed_webhoo
     let after = billing(&b.app, &account).await;
     assert_eq!(after["billing_enabled"], true);
     assert_eq!(after["plan"]["id"], "starter");
+    // The limit is raised: Starter allows three chatbots.
+    b.app.create_chatbot(&account.token, "Second bot").await;
+    b.app.create_chatbot(&account.token, "Third bot").await;
+    let (status, body) = b
+        .app
+        .post(
+            "/api/v1/chatbots",
+            &account.token,
+            json!({"name": "Fourth bot"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(after["plan"]["name"], "Starter");
     assert_eq!(after["billing_status"], "active");
     assert_eq!(after["grace_until"], Value::Null);
@@ -288,6 +312,33 @@ async fn upgrading_through_checkout_grants_the_plan_only_after_the_signed_webhoo
         Some(format!("{}/account/billing", b.app.base).as_str())
     );
     assert!(portal[0].header("idempotency-key").is_some());
+    // A second Checkout while subscribed would charge twice: refused, the portal changes plans.
+    let (status, body) = b
+        .app
+        .post(
+            "/api/v1/billing/checkout",
+            &account.token,
+            json!({"plan": "pro"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("Manage billing"),
+        "{body}"
+    );
+    assert_eq!(b.fake.requests_to("/v1/checkout/sessions").len(), 1);
+
+    // After the subscription ended, a new purchase reuses the Stripe customer.
+    b.fake
+        .send_subscription_deleted(&done.subscription, Signing::Valid)
+        .await;
+    assert_eq!(
+        billing(&b.app, &account).await["billing_status"],
+        "canceled"
+    );
     let (status, body) = b
         .app
         .post(
@@ -493,7 +544,7 @@ async fn without_stripe_settings_billing_is_off_and_webhooks_are_refused() {
         .send()
         .await
         .expect("send");
-    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let text = resp.text().await.expect("body");
     assert!(text.contains("MTDESK_STRIPE_WEBHOOK_SECRET"), "{text}");
     assert_eq!(stripe_event_count(&app).await, 0);
@@ -508,7 +559,7 @@ async fn a_missing_webhook_secret_refuses_deliveries_even_with_a_secret_key() {
         .complete_checkout(&session, Delivery::default())
         .await;
     for (status, body) in &done.responses {
-        assert_eq!(*status, 503, "{body}");
+        assert_eq!(*status, 403, "{body}");
     }
     assert_eq!(billing(&b.app, &account).await["billing_status"], "none");
     assert_eq!(stripe_event_count(&b.app).await, 0);
@@ -1011,7 +1062,9 @@ async fn the_billing_page_shows_the_plan_and_its_buttons_redirect_to_stripe() {
     assert!(page.body.contains("payment is being confirmed"));
     assert!(page.body.contains("id=\"invoice-list\""));
     assert!(page.body.contains("id=\"manage-billing\""));
-    assert!(page.body.contains("id=\"upgrade-pro\""));
+    // Subscribed: plan changes go through the portal, no second Checkout is offered.
+    assert!(!page.body.contains("id=\"upgrade-pro\""));
+    assert!(page.body.contains("id=\"change-plan-hint\""));
     let csrf = page.csrf();
 
     let portal = tab
@@ -1031,14 +1084,8 @@ async fn the_billing_page_shows_the_plan_and_its_buttons_redirect_to_stripe() {
             &[("csrf", csrf.as_str()), ("plan", "pro")],
         )
         .await;
-    assert_eq!(upgrade.status, StatusCode::SEE_OTHER, "{}", upgrade.body);
-    assert!(
-        upgrade
-            .location()
-            .starts_with(&format!("{}/checkout/cs_test_", b.fake.base_url())),
-        "{}",
-        upgrade.location()
-    );
+    assert_eq!(upgrade.status, StatusCode::CONFLICT, "{}", upgrade.body);
+    assert!(upgrade.body.contains("already has a subscription"), "{}", upgrade.body);
     let unknown = tab
         .post(
             "/account/billing/checkout",
@@ -1105,4 +1152,68 @@ async fn an_emailed_request_cancels_the_subscription_and_ticks_stripe_on_the_che
     let (status, note) = stripe_task(&view);
     assert_eq!(status, "not_applicable");
     assert!(note.contains("no Stripe customer"), "{note}");
+}
+
+#[tokio::test]
+async fn an_unpaid_checkout_links_ids_only_and_a_late_failure_does_not_undo_a_paid_invoice() {
+    let b = spawn(None, true).await;
+    let (account, session) = checkout(&b, "starter").await;
+    let now = mtdesk_domain::now_ms() / 1000;
+    // A payment method that settles later: the session completes unpaid, nothing is granted yet.
+    let completed = b.fake.event(
+        "checkout.session.completed",
+        now - 30,
+        json!({"id": session, "object": "checkout.session", "mode": "subscription",
+               "status": "complete", "payment_status": "unpaid", "customer": "cus_late",
+               "subscription": "sub_late", "client_reference_id": account.id,
+               "metadata": {"account_id": account.id, "plan_id": "starter"}}),
+    );
+    assert_eq!(b.fake.post_event(&completed, Signing::Valid).await.0, 200);
+    let state = billing(&b.app, &account).await;
+    assert_eq!(state["billing_status"], "none", "{state}");
+    assert_eq!(state["plan"]["id"], "free");
+    assert_eq!(state["has_stripe_customer"], true);
+
+    // The subscription turns active once the payment settles: now the plan applies.
+    let active = b.fake.event(
+        "customer.subscription.updated",
+        now - 20,
+        json!({"id": "sub_late", "object": "subscription", "customer": "cus_late",
+               "status": "active", "items": {"data": [{"price": {"id": "price_starter"}}]}}),
+    );
+    assert_eq!(b.fake.post_event(&active, Signing::Valid).await.0, 200);
+    let invoice = json!({"id": "in_late", "object": "invoice", "customer": "cus_late",
+        "number": "INV-7", "amount_paid": 1900, "amount_due": 1900, "currency": "usd",
+        "created": now - 15, "customer_name": "Lee Shoes GmbH",
+        "customer_address": {"country": "DE"}, "attempt_count": 1,
+        "parent": {"type": "subscription_details",
+                   "subscription_details": {"subscription": "sub_late"}}});
+    let mut paid = invoice.clone();
+    paid["status"] = json!("paid");
+    let mut failed = invoice;
+    failed["status"] = json!("open");
+    let paid = b.fake.event("invoice.paid", now - 10, paid);
+    assert_eq!(b.fake.post_event(&paid, Signing::Valid).await.0, 200);
+    // The failure of the same invoice, reported after its payment: ignored.
+    let failed = b.fake.event("invoice.payment_failed", now - 12, failed);
+    assert_eq!(b.fake.post_event(&failed, Signing::Valid).await.0, 200);
+    let state = billing(&b.app, &account).await;
+    assert_eq!(state["billing_status"], "active", "{state}");
+    assert_eq!(state["plan"]["id"], "starter");
+    assert_eq!(state["grace_until"], Value::Null);
+    let invoices = state["invoices"].as_array().expect("invoices");
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["status"], "paid");
+
+    // Events of another subscription (a second one) do not move the account's state.
+    let other = b.fake.event(
+        "customer.subscription.updated",
+        now - 5,
+        json!({"id": "sub_other", "object": "subscription", "customer": "cus_late",
+               "status": "canceled", "items": {"data": [{"price": {"id": "price_pro"}}]}}),
+    );
+    assert_eq!(b.fake.post_event(&other, Signing::Valid).await.0, 200);
+    let state = billing(&b.app, &account).await;
+    assert_eq!(state["billing_status"], "active", "{state}");
+    assert_eq!(state["plan"]["id"], "starter");
 }
