@@ -258,6 +258,8 @@ impl Engine {
             .into_iter()
             .map(|b| b.id)
             .collect();
+        // Invoices stay for tax law (detached in the final transaction): the receipt says so.
+        let invoices = self.store.list_invoices(id).await?.len();
         let mut deleted = self.store.mark_account_deleting(id, path).await?;
         // Meta stops sending this account's channels' messages (their rows go below).
         self.channels.release_account(id).await;
@@ -277,7 +279,21 @@ impl Engine {
                 None => deleted.tables.push((table, n)),
             }
         }
+        // What the owner sent through the contact page goes with the account.
+        let contacts = self.store.delete_contacts_by_email(&account.email).await?;
+        if contacts > 0 {
+            deleted
+                .tables
+                .push(("contact_messages".to_string(), contacts));
+        }
         tracing::info!(account.id = %id, rows = deleted.total(), path, "account deleted");
+        let kept = (invoices > 0).then(|| {
+            format!(
+                "{invoices} invoice{} (number, amount, currency, date, billing name and country), for the \
+                 period tax law requires, no longer linked to the account",
+                if invoices == 1 { "" } else { "s" }
+            )
+        });
         let counts: Vec<(&str, u64)> = deleted
             .tables
             .iter()
@@ -291,7 +307,7 @@ impl Engine {
                 path,
                 &self.subject_hash("account", id.as_str()),
                 &counts,
-                None,
+                kept.as_deref(),
                 started,
             )
             .await?;

@@ -88,8 +88,8 @@ fn from_row(r: &AnyRow) -> Result<ContactRecord, sqlx::Error> {
 
 impl Store {
     /// Stores a message unless the sender's IP or everyone together sent too many within the window.
-    /// The insert comes first and the counts are read in the same transaction, so on SQLite (one writer)
-    /// a concurrent burst cannot slip past the limit.
+    /// The insert comes first and the counts are read in the same transaction, which holds SQLite's write
+    /// lock or, on PostgreSQL, an advisory lock: a concurrent burst cannot slip past the limit.
     pub async fn insert_contact(
         &self,
         new: &NewContact,
@@ -99,6 +99,13 @@ impl Store {
         let since = now - limits.window_ms;
         let id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.pool().begin().await?;
+        if self.backend() == crate::Backend::Postgres {
+            // PostgreSQL: concurrent inserts would not see each other's rows when counting; one
+            // transaction-scoped advisory lock makes contact inserts take turns.
+            sqlx::query("SELECT pg_advisory_xact_lock(7226842)")
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO contact_messages (id, name, email, topic, message, ip_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

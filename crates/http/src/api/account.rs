@@ -212,6 +212,8 @@ pub struct DeletionReceipt {
     pub deleted: BTreeMap<String, u64>,
     /// The account's files were removed from the data directory.
     pub files_removed: bool,
+    /// What the law makes us keep (invoices for tax law, detached from the account), if anything.
+    pub kept: Option<String>,
 }
 
 /// Delete your account and everything in it, now and for good.
@@ -231,6 +233,7 @@ pub async fn delete_account(
         receipt_id: done.receipt.id,
         deleted: done.deleted.tables.into_iter().collect(),
         files_removed: true,
+        kept: done.receipt.kept,
     }))
 }
 

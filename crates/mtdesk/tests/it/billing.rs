@@ -951,6 +951,10 @@ async fn deleting_the_account_cancels_the_subscription_and_keeps_the_invoice_det
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["kept"].as_str().is_some_and(|k| k.starts_with("1 invoice (")),
+        "the receipt names what tax law keeps: {body}"
+    );
     assert_eq!(
         b.fake.subscription_status(&done.subscription).as_deref(),
         Some("canceled")

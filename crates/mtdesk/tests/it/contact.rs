@@ -348,3 +348,41 @@ async fn messages_are_purged_after_12_months_and_deleted_with_an_emailed_request
     assert_eq!(n, 0);
     wait_outbox_empty(&app).await;
 }
+
+#[tokio::test]
+async fn a_concurrent_burst_stores_no_more_than_the_limit() {
+    let (app, _sink) = app_with_mail().await;
+    let (tab, csrf, stamp) = filled_form(&app).await;
+    let posts = (0..12).map(|i| {
+        let (tab, csrf, stamp) = (&tab, csrf.clone(), stamp.clone());
+        async move {
+            let msg = format!("Concurrent question {i} about the bot.");
+            send(
+                tab,
+                &csrf,
+                &stamp,
+                &[
+                    ("name", "Ann"),
+                    ("email", "ann@shop.example"),
+                    ("topic", "support"),
+                    ("message", msg.as_str()),
+                ],
+            )
+            .await
+            .status
+        }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(accepted, 5, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::SEE_OTHER || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert_eq!(stored(&app).await.len(), 5);
+}
