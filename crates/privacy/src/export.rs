@@ -563,9 +563,67 @@ async fn write_archive(
     zip.put(&json_pretty(&usage.to_json())).await?;
     counts.0.push(("usage.json", usage.months.len() as u64));
 
+    // Billing: the subscription state and every invoice (the Stripe customer and subscription ids are
+    // references to the person's records at Stripe, so they are theirs too).
+    let state = store.billing_state(account).await?;
+    let invoices = store.list_invoices(account).await?;
+    let billing = serde_json::json!({
+        "plan_id": state.plan_id,
+        "billing_status": state.status,
+        "stripe_customer_id": state.stripe_customer_id,
+        "stripe_subscription_id": state.stripe_subscription_id,
+        "grace_until": state.grace_until.and_then(rfc3339),
+        "invoices": invoices.iter().map(|i| serde_json::json!({
+            "number": i.number,
+            "stripe_invoice_id": i.stripe_invoice_id,
+            "status": i.status,
+            "amount_cents": i.amount_cents,
+            "currency": i.currency,
+            "billing_name": i.billing_name,
+            "billing_country": i.billing_country,
+            "hosted_url": i.hosted_url,
+            "issued_at": rfc3339(i.issued_at),
+        })).collect::<Vec<_>>(),
+    });
     zip.start("billing.json", false).await?;
-    zip.put(b"[]\n").await?;
-    counts.0.push(("billing.json", 0));
+    zip.put(&json_pretty(&billing)).await?;
+    counts.0.push(("billing.json", invoices.len() as u64));
+
+    // Sign-in devices (their labels and times; the keyed hash that recognises them is not data about
+    // the person) and the messages sent from the account's address through the contact page.
+    let devices = store.list_devices(account).await?;
+    let devices_json: Vec<Value> = devices
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "label": d.label,
+                "first_seen_at": rfc3339(d.first_seen_at),
+                "last_seen_at": rfc3339(d.last_seen_at),
+            })
+        })
+        .collect();
+    zip.start("devices.json", false).await?;
+    zip.put(&json_pretty(&Value::Array(devices_json))).await?;
+    counts.0.push(("devices.json", devices.len() as u64));
+    let owner = store.find_account(account).await?;
+    let contacts = store.list_contacts_by_email(&owner.email).await?;
+    let contacts_json: Vec<Value> = contacts
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "email": c.email,
+                "topic": c.topic,
+                "message": c.message,
+                "sent_at": rfc3339(c.created_at),
+            })
+        })
+        .collect();
+    zip.start("contact_messages.json", false).await?;
+    zip.put(&json_pretty(&Value::Array(contacts_json))).await?;
+    counts
+        .0
+        .push(("contact_messages.json", contacts.len() as u64));
 
     zip.start("README.md", false).await?;
     zip.put(readme(account, generated_at, &counts).as_bytes())
@@ -980,7 +1038,15 @@ fn readme(account: &AccountId, generated_at: i64, counts: &Counts) -> String {
         ),
         (
             "billing.json",
-            "Invoices and payments. Billing is not enabled on this server yet, so the list is empty; once it is, your invoices appear here.",
+            "Your plan, subscription state and invoices (count: invoices). Empty when this server does not charge.",
+        ),
+        (
+            "devices.json",
+            "The browsers you signed in from, as we recognise them for new sign-in notices.",
+        ),
+        (
+            "contact_messages.json",
+            "Messages sent from your address through the contact page (kept 12 months).",
         ),
     ] {
         s.push_str(&format!("| `{file}` | {} | {what} |\n", count(file)));
@@ -1048,8 +1114,15 @@ fn readme(account: &AccountId, generated_at: i64, counts: &Counts) -> String {
     }
     s.push_str(
         "### billing.json\n\n\
-         A list of invoices. Empty: billing is not enabled on this server. Once it is, each invoice appears \
-         here with its number, date, amount, currency and status.\n",
+         An object: `plan_id` (null: the default plan), `billing_status` (none, active, trialing, past_due, \
+         unpaid, canceled), `stripe_customer_id` and `stripe_subscription_id` (your records at Stripe), \
+         `grace_until` (after a failed payment), and `invoices`: each with `number`, `stripe_invoice_id`, \
+         `status`, `amount_cents`, `currency`, `billing_name`, `billing_country`, `hosted_url` (Stripe's \
+         invoice page) and `issued_at`.\n\n\
+         ### devices.json\n\n\
+         A list: `label` (e.g. \"Firefox on Linux\"), `first_seen_at`, `last_seen_at`.\n\n\
+         ### contact_messages.json\n\n\
+         A list: `name`, `email`, `topic` (support, billing, privacy), `message`, `sent_at`.\n",
     );
     s
 }

@@ -185,6 +185,17 @@ impl Store {
         Ok(from_row(&row)?)
     }
 
+    /// Every message sent from `email` (compared case-insensitively), oldest first: part of a data export.
+    pub async fn list_contacts_by_email(&self, email: &str) -> Result<Vec<ContactRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contact_messages WHERE LOWER(email) = $1 ORDER BY created_at, id"
+        )))
+        .bind(email.trim().to_lowercase())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
     /// Deletes one message (the operator has handled it). `NotFound` when there is none.
     pub async fn delete_contact(&self, id: &str) -> Result<()> {
         let done = sqlx::query("DELETE FROM contact_messages WHERE id = $1")

@@ -288,6 +288,8 @@ async fn export_holds_all_the_account_data_and_no_secret() {
         "api_tokens.json",
         "analytics_events.json",
         "billing.json",
+        "devices.json",
+        "contact_messages.json",
     ] {
         assert!(
             files.contains_key(name),
@@ -365,7 +367,11 @@ async fn export_holds_all_the_account_data_and_no_secret() {
     assert_eq!(keys[0]["provider"], "openrouter");
     let tokens = json_of(&files, "api_tokens.json");
     assert_eq!(tokens.as_array().map(Vec::len), Some(2));
-    assert_eq!(json_of(&files, "billing.json"), json!([]));
+    let billing = json_of(&files, "billing.json");
+    assert_eq!(billing["billing_status"], "none", "{billing}");
+    assert_eq!(billing["invoices"], json!([]));
+    assert!(json_of(&files, "devices.json").is_array());
+    assert_eq!(json_of(&files, "contact_messages.json"), json!([]));
 
     // No secret anywhere, in any file.
     for (what, secret) in secrets {
