@@ -174,6 +174,29 @@ pub async fn check_storage(
     Ok(())
 }
 
+/// How many bytes of text a crawl of `source` may still store under the account's plan: the limit minus
+/// what the account uses, plus the text the source holds now (a re-crawl replaces it). `None`: unlimited.
+pub async fn crawl_budget(
+    store: &Store,
+    policy: &PlanPolicy,
+    account: &AccountId,
+    source: &mtdesk_domain::SourceId,
+    now: i64,
+) -> Result<Option<i64>, StorageError> {
+    let plan = plans::effective_plan(store, policy, account, now).await?;
+    if plan.max_storage_bytes < 0 {
+        return Ok(None);
+    }
+    let used = store.storage_bytes(account).await?;
+    let own = store.source_text_bytes(source).await?;
+    Ok(Some(
+        plan.max_storage_bytes
+            .saturating_sub(used)
+            .saturating_add(own)
+            .max(0),
+    ))
+}
+
 /// Refuses connecting a new channel when the account has as many as its plan allows. `kind` is
 /// `messenger`, `instagram` or `whatsapp`; `platform_id` the Page id (Messenger, Instagram) or phone number
 /// id (WhatsApp). Reconnecting a channel the account already has is always allowed.

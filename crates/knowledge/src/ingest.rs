@@ -46,6 +46,21 @@ impl From<StorageError> for JobError {
     }
 }
 
+/// How many bytes of text a crawl of `source` may still add for its account under the account's plan
+/// (`None`: no limit). Set by the binary from the plans; the knowledge crate knows nothing of plans.
+pub type StorageBudget = Arc<
+    dyn Fn(
+            mtdesk_domain::AccountId,
+            SourceId,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<i64>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// What a page skipped for the plan's storage limit shows.
+const STORAGE_FULL: &str =
+    "not added: your plan's knowledge storage is full (see Plan and usage under My Account)";
+
 /// Runs knowledge jobs.
 #[derive(Clone)]
 pub struct Ingestor {
@@ -56,6 +71,8 @@ pub struct Ingestor {
     pub crawl: CrawlConfig,
     pub limits: Limits,
     pub progress: Option<ProgressHook>,
+    /// The plan's storage limit, checked page by page while crawling (`None`: unlimited).
+    pub storage_budget: Option<StorageBudget>,
 }
 
 enum Outcome {
@@ -312,6 +329,14 @@ impl Ingestor {
                 }
             })
         };
+        // Text the account's plan still has room for (limits are enforced where the work happens).
+        let plan_budget: Option<usize> = match &self.storage_budget {
+            Some(budget) => budget(source.account_id.clone(), source.id.clone())
+                .await
+                .map(|b| usize::try_from(b.max(0)).unwrap_or(0)),
+            None => None,
+        };
+        let fits = |used: usize, more: usize| plan_budget.is_none_or(|b| used + more <= b);
         let mut pages: Vec<SourcePage> = Vec::new();
         let mut drafts: Vec<ChunkDraft> = Vec::new();
         let mut docs: Vec<(String, Option<String>, Vec<u8>)> = Vec::new();
@@ -343,11 +368,23 @@ impl Ingestor {
                             let html = mtdesk_extract::decode_text(&page.body);
                             let doc = mtdesk_extract::html_to_document(&html);
                             let chunks = chunk_document(&doc, &url, Some(&url));
-                            let detail =
-                                chunks.is_empty().then(|| "no text on the page".to_string());
-                            pages.push(page_read(url, &doc, &chunks, detail, now));
-                            text_bytes += chunks.iter().map(|c| c.text.len()).sum::<usize>();
-                            drafts.extend(chunks);
+                            let size = chunks.iter().map(|c| c.text.len()).sum::<usize>();
+                            if fits(text_bytes, size) {
+                                let detail =
+                                    chunks.is_empty().then(|| "no text on the page".to_string());
+                                pages.push(page_read(url, &doc, &chunks, detail, now));
+                                text_bytes += size;
+                                drafts.extend(chunks);
+                            } else {
+                                pages.push(SourcePage {
+                                    url,
+                                    status: "skipped".into(),
+                                    detail: Some(STORAGE_FULL.into()),
+                                    title: None,
+                                    content_hash: None,
+                                    fetched_at: now,
+                                });
+                            }
                         } else if docs_bytes + page.body.len() <= CRAWL_DOCS_BUDGET {
                             docs_bytes += page.body.len();
                             docs.push((url, page.content_type.clone(), page.body));
@@ -396,6 +433,19 @@ impl Ingestor {
             match mtdesk_extract::extract(body, Some(name), self.limits.clone()).await {
                 Ok(doc) => {
                     let chunks = chunk_document(&doc, &url, Some(&url));
+                    let size = chunks.iter().map(|c| c.text.len()).sum::<usize>();
+                    if !fits(text_bytes, size) {
+                        pages.push(SourcePage {
+                            url,
+                            status: "skipped".into(),
+                            detail: Some(STORAGE_FULL.into()),
+                            title: None,
+                            content_hash: None,
+                            fetched_at: now,
+                        });
+                        continue;
+                    }
+                    text_bytes += size;
                     let detail = Some(format!("{} document", doc.kind.as_str()));
                     pages.push(page_read(url, &doc, &chunks, detail, now));
                     drafts.extend(chunks);

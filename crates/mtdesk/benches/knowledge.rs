@@ -261,6 +261,8 @@ async fn our_eval(data_dir: &Path, model_dir: &Path) -> anyhow::Result<OurEval> 
             crawl: mtdesk::crawl_config(&settings),
             limits: mtdesk_extract::Limits::default(),
             progress: None,
+            // A throwaway evaluation account: no plan applies.
+            storage_budget: None,
         };
         let report =
             mtdesk_knowledge::eval::run(&data, &ingestor, &knowledge, DEFAULT_ALPHA).await;

@@ -248,7 +248,35 @@ pub fn ingestor(settings: &Settings, state: &AppState) -> mtdesk_knowledge::inge
             ..Default::default()
         },
         progress: None,
+        storage_budget: Some(storage_budget(state)),
     }
+}
+
+/// The crawl's page-by-page check of the plan's knowledge storage (see `mtdesk_billing::limits`).
+fn storage_budget(state: &AppState) -> mtdesk_knowledge::ingest::StorageBudget {
+    let (store, policy) = (state.store.clone(), state.plans.clone());
+    std::sync::Arc::new(move |account, source| {
+        let (store, policy) = (store.clone(), policy.clone());
+        Box::pin(async move {
+            match mtdesk_billing::limits::crawl_budget(
+                &store,
+                &policy,
+                &account,
+                &source,
+                mtdesk_domain::now_ms(),
+            )
+            .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    // The crawl goes on: a database hiccup must not fail the source; the next write
+                    // fails anyway if the database is really gone.
+                    tracing::warn!(error = %e, "reading the plan's storage budget failed");
+                    None
+                }
+            }
+        })
+    })
 }
 
 /// Provider endpoints and instance keys from `MTDESK_<PROVIDER>_*`.

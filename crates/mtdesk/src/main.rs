@@ -396,6 +396,8 @@ async fn eval_retrieval(
             crawl: mtdesk::crawl_config(settings),
             limits: mtdesk_extract::Limits::default(),
             progress: None,
+            // A throwaway evaluation account: no plan applies.
+            storage_budget: None,
         };
         let report = mtdesk_knowledge::eval::run_with_sweep(
             &data,

@@ -278,6 +278,18 @@ impl Store {
         Ok(n)
     }
 
+    /// Text held by one source's chunks (what a re-crawl replaces).
+    pub async fn source_text_bytes(&self, source: &mtdesk_domain::SourceId) -> Result<i64> {
+        let n: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(LENGTH(text)), 0) AS BIGINT) AS n FROM chunks WHERE source_id = $1",
+        )
+        .bind(source.as_str())
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        Ok(n)
+    }
+
     /// Chatbots of the account.
     pub async fn count_chatbots(&self, account: &AccountId) -> Result<i64> {
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM chatbots WHERE account_id = $1")

@@ -1085,3 +1085,52 @@ async fn deleting_a_website_source_stops_its_crawl() {
     assert!(r["hits"].as_array().expect("hits").is_empty(), "{r}");
     assert_eq!(app.state.store.pending_jobs().await.expect("count"), 0);
 }
+
+#[tokio::test]
+async fn a_crawl_stops_adding_pages_when_the_plans_storage_is_full() {
+    let app = TestApp::spawn_with(|v| {
+        v.insert("MTDESK_ALLOW_PRIVATE_URLS".into(), "1".into());
+        v.insert("MTDESK_CRAWL_DELAY_MS".into(), "0".into());
+        v.insert("MTDESK_DEFAULT_PLAN".into(), "free".into());
+    })
+    .await;
+    // Room for the text of one or two of the three pages.
+    crate::plans::set_free(&app, 5, 100, 100, 1).await;
+    let (a, bot) = setup(&app, "crawl-limit").await;
+    let (_site, url) = start_site().await;
+    let (status, source) = app
+        .post(
+            &format!("/api/v1/chatbots/{bot}/sources"),
+            &a.token,
+            json!({"url": url, "max_pages": 20, "max_depth": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{source}");
+    let sid = source["id"].as_str().expect("id").to_string();
+    app.drain_jobs().await;
+    let (_, detail) = app
+        .get(&format!("/api/v1/chatbots/{bot}/sources/{sid}"), &a.token)
+        .await;
+    assert_eq!(detail["status"], "ready", "{detail}");
+    let pages = detail["pages"].as_array().expect("pages");
+    let read = pages.iter().filter(|p| p["status"] == "ok").count();
+    let full: Vec<&Value> = pages
+        .iter()
+        .filter(|p| {
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("knowledge storage is full"))
+        })
+        .collect();
+    assert!(read >= 1, "{detail}");
+    assert!(
+        !full.is_empty(),
+        "pages past the limit are skipped: {detail}"
+    );
+    let (_, usage) = app.get("/api/v1/usage", &a.token).await;
+    let used = usage["used"]["storage_bytes"].as_i64().expect("used");
+    assert!(
+        (1..=200).contains(&used),
+        "storage stays within the plan: {usage}"
+    );
+}

@@ -19,7 +19,7 @@ use std::process::Command;
 const OR_KEY: &str = "sk-or-v1-instance-plans-0123456789";
 
 /// Changes the seeded `free` plan's limits (the server reads plans on every check).
-async fn set_free(app: &TestApp, chatbots: i64, messages: i64, storage: i64, channels: i64) {
+pub async fn set_free(app: &TestApp, chatbots: i64, messages: i64, storage: i64, channels: i64) {
     app.state
         .store
         .upsert_plan(&NewPlan {
