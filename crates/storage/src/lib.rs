@@ -214,6 +214,8 @@ impl Store {
                 let opts = opts.disable_statement_logging();
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
+                    // Connections are opened ahead of the first requests, not by them.
+                    .min_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await
@@ -244,6 +246,7 @@ impl Store {
                     .map_err(|e| StorageError::Config(format!("invalid PostgreSQL URL: {e}")))?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(8)
+                    .min_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
