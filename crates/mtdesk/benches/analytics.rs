@@ -13,6 +13,9 @@
 //!
 //! Goal (issue: analytics): p95 of the page ≤ 100 ms on both databases.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{percentile, scratch_postgres, temp_dir};
 use mtdesk::settings::Settings;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -31,31 +34,6 @@ fn messages() -> i64 {
         .unwrap_or(1_000_000)
 }
 
-fn temp_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mtdesk-bench-analytics-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-async fn scratch_postgres() -> Option<String> {
-    let admin = std::env::var("MTDESK_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .ok()?;
-    let name = format!("mtdesk_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .ok()?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string())?;
-    Some(format!("{base}/{name}"))
-}
-
 struct Server {
     base: String,
     db_url: String,
@@ -63,7 +41,7 @@ struct Server {
 }
 
 async fn server(pg: Option<String>) -> anyhow::Result<Server> {
-    let dir = temp_dir();
+    let dir = temp_dir("analytics");
     let mut vars = BTreeMap::new();
     vars.insert("MTDESK_DATA_DIR".to_string(), dir.display().to_string());
     vars.insert(
@@ -185,14 +163,6 @@ async fn fill(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// The value of the first hidden `csrf` input of a page.

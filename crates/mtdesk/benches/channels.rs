@@ -18,11 +18,14 @@
 //! PostgreSQL: `MTDESK_BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`), skipped
 //! when unreachable.
 
+#[path = "common/mod.rs"]
+mod common;
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::post;
+use common::{percentile, scratch_postgres, temp_dir};
 use mtdesk::settings::Settings;
 use mtdesk_testkit::fake_meta::{self as meta, FakeMeta, WebhookSender};
 use std::collections::BTreeMap;
@@ -38,12 +41,6 @@ const LATENCY_MESSAGES: usize = 300;
 const LATENCY_RATE: u64 = 100;
 /// Sent first at the same rate and not measured (cold caches, first statement preparations).
 const WARMUP_MESSAGES: usize = 50;
-
-fn temp_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("mtdesk-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
 
 /// A Messenger text webhook body exactly as the server receives it, with its signature.
 fn signed_bodies(page_id: &str, n: usize) -> Vec<(String, String)> {
@@ -171,7 +168,7 @@ async fn real_server(
     fake: Option<&FakeMeta>,
     workers: Option<usize>,
 ) -> anyhow::Result<Real> {
-    let dir = temp_dir();
+    let dir = temp_dir("webhooks");
     let mut vars = BTreeMap::new();
     vars.insert("MTDESK_DATA_DIR".to_string(), dir.display().to_string());
     vars.insert(
@@ -205,31 +202,6 @@ async fn real_server(
         state,
         _shutdown: tx,
     })
-}
-
-/// A scratch PostgreSQL database, or `None` when the server is unreachable.
-async fn scratch_postgres() -> Option<String> {
-    let admin = std::env::var("MTDESK_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .ok()?;
-    let name = format!("mtdesk_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .ok()?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string())?;
-    Some(format!("{base}/{name}"))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Webhook → reply at the fake Graph API at a fixed rate; returns sorted latencies in ms.
@@ -382,7 +354,7 @@ async fn reply_latency(db_url: Option<String>) -> anyhow::Result<Vec<f64>> {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = temp_dir();
+    let dir = temp_dir("webhooks");
     let page_id = "110000000000001";
     let bodies = signed_bodies(page_id, BODIES);
     let script = wrk_script(&dir, &bodies);

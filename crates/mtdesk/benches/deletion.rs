@@ -14,6 +14,9 @@
 //!
 //! Goals (issue 8): ours ≤ 1.5× the raw `DELETE`; ingest p99 during the deletion ≤ 3× idle.
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{percentile, scratch_postgres, temp_dir};
 use mtdesk::settings::Settings;
 use mtdesk_testkit::fake_meta as meta;
 use std::collections::BTreeMap;
@@ -27,31 +30,6 @@ const CHUNKS: i64 = 100_000;
 const RATE: u64 = 200;
 const IDLE_SECONDS: u64 = 5;
 
-fn temp_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "mtdesk-bench-del-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-async fn scratch_postgres() -> Option<String> {
-    let admin = std::env::var("MTDESK_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-        .await
-        .ok()?;
-    let name = format!("mtdesk_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .ok()?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string())?;
-    Some(format!("{base}/{name}"))
-}
-
 struct Server {
     base: String,
     state: mtdesk_http::AppState,
@@ -60,7 +38,7 @@ struct Server {
 }
 
 async fn server(pg: Option<String>) -> anyhow::Result<Server> {
-    let dir = temp_dir();
+    let dir = temp_dir("del");
     let mut vars = BTreeMap::new();
     vars.insert("MTDESK_DATA_DIR".to_string(), dir.display().to_string());
     vars.insert(
@@ -178,14 +156,6 @@ async fn fill(
         .await?;
     }
     Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Sends signed webhook POSTs at `RATE`/s until `stop` is set (or `limit` passed); returns sorted
