@@ -91,7 +91,10 @@ fn view(
             .filter(|_| o.billing_status == "past_due")
             .map(web::date_time),
         canceled: o.billing_status == "canceled",
-        subscribed: matches!(o.billing_status.as_str(), "active" | "trialing" | "past_due"),
+        subscribed: matches!(
+            o.billing_status.as_str(),
+            "active" | "trialing" | "past_due"
+        ),
         has_customer: o.has_stripe_customer,
         plans: o
             .purchasable_plans

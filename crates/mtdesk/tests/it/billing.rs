@@ -952,7 +952,9 @@ async fn deleting_the_account_cancels_the_subscription_and_keeps_the_invoice_det
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
-        body["kept"].as_str().is_some_and(|k| k.starts_with("1 invoice (")),
+        body["kept"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("1 invoice (")),
         "the receipt names what tax law keeps: {body}"
     );
     assert_eq!(
@@ -1089,7 +1091,11 @@ async fn the_billing_page_shows_the_plan_and_its_buttons_redirect_to_stripe() {
         )
         .await;
     assert_eq!(upgrade.status, StatusCode::CONFLICT, "{}", upgrade.body);
-    assert!(upgrade.body.contains("already has a subscription"), "{}", upgrade.body);
+    assert!(
+        upgrade.body.contains("already has a subscription"),
+        "{}",
+        upgrade.body
+    );
     let unknown = tab
         .post(
             "/account/billing/checkout",
