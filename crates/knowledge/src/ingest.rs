@@ -341,7 +341,7 @@ impl Ingestor {
         let mut drafts: Vec<ChunkDraft> = Vec::new();
         let mut docs: Vec<(String, Option<String>, Vec<u8>)> = Vec::new();
         let mut docs_bytes = 0usize;
-        let mut text_bytes = 0usize;
+        let mut text_chars = 0usize;
         let crawl = crawler.crawl(&start, |event| {
                 seen.fetch_add(1, Ordering::Relaxed);
                 let now = now_ms();
@@ -355,7 +355,7 @@ impl Ingestor {
                             .to_ascii_lowercase();
                         let is_html =
                             ct.contains("html") || ct.is_empty() && looks_like_html(&page.body);
-                        if is_html && text_bytes > CRAWL_TEXT_BUDGET {
+                        if is_html && text_chars > CRAWL_TEXT_BUDGET {
                             pages.push(SourcePage {
                                 url,
                                 status: "skipped".into(),
@@ -368,12 +368,13 @@ impl Ingestor {
                             let html = mtdesk_extract::decode_text(&page.body);
                             let doc = mtdesk_extract::html_to_document(&html);
                             let chunks = chunk_document(&doc, &url, Some(&url));
-                            let size = chunks.iter().map(|c| c.text.len()).sum::<usize>();
-                            if fits(text_bytes, size) {
+                            // Counted as the plan's storage meter counts crawled text (characters, SQL `LENGTH`).
+                            let size = chunks.iter().map(|c| c.text.chars().count()).sum::<usize>();
+                            if fits(text_chars, size) {
                                 let detail =
                                     chunks.is_empty().then(|| "no text on the page".to_string());
                                 pages.push(page_read(url, &doc, &chunks, detail, now));
-                                text_bytes += size;
+                                text_chars += size;
                                 drafts.extend(chunks);
                             } else {
                                 pages.push(SourcePage {
@@ -433,8 +434,8 @@ impl Ingestor {
             match mtdesk_extract::extract(body, Some(name), self.limits.clone()).await {
                 Ok(doc) => {
                     let chunks = chunk_document(&doc, &url, Some(&url));
-                    let size = chunks.iter().map(|c| c.text.len()).sum::<usize>();
-                    if !fits(text_bytes, size) {
+                    let size = chunks.iter().map(|c| c.text.chars().count()).sum::<usize>();
+                    if !fits(text_chars, size) {
                         pages.push(SourcePage {
                             url,
                             status: "skipped".into(),
@@ -445,7 +446,7 @@ impl Ingestor {
                         });
                         continue;
                     }
-                    text_bytes += size;
+                    text_chars += size;
                     let detail = Some(format!("{} document", doc.kind.as_str()));
                     pages.push(page_read(url, &doc, &chunks, detail, now));
                     drafts.extend(chunks);

@@ -242,8 +242,15 @@ impl Engine {
         // Billing hook: the subscription is cancelled at Stripe before anything is deleted, so a deleted
         // account is never charged again. If Stripe cannot be told, the deletion stops here (nothing
         // deleted yet) and can be retried; the invoices stay, detached, in the final transaction.
+        let billing = match &self.cancel_subscription {
+            Some(_) => Some(self.store.billing_state(id).await?),
+            None => None,
+        };
+        // A subscription Stripe already ended needs no cancelling.
         if let Some(cancel) = &self.cancel_subscription
-            && let Some(subscription) = self.store.billing_state(id).await?.stripe_subscription_id
+            && let Some(billing) = billing
+            && billing.status != "canceled"
+            && let Some(subscription) = billing.stripe_subscription_id
         {
             cancel(subscription).await.map_err(|e| {
                 PrivacyError::Refused(format!(

@@ -124,11 +124,11 @@ pub async fn overview(state: &AppState, account: &AccountId) -> ApiResult<Billin
         mtdesk_domain::now_ms(),
     )
     .await
-    .ok()
     .map(|p| PlanRef {
         id: p.id,
         name: p.name,
-    });
+    })
+    .map(Some)?;
     let invoices = state
         .store
         .list_invoices(account)
