@@ -10,15 +10,12 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use hmac::{KeyInit, Mac};
 use mtdesk_domain::contact::{ContactMessage, ContactTopic, FormCheck, check_form};
 use mtdesk_domain::now_ms;
 use mtdesk_http::AppState;
 use mtdesk_privacy::requests::NewRequest;
 use mtdesk_storage::contact::{ContactLimits, ContactRefusal, NewContact};
 use serde::Deserialize;
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 #[derive(Template)]
 #[template(path = "contact.html")]
@@ -63,16 +60,7 @@ fn stamp(secret: &[u8], ms: i64) -> String {
 }
 
 fn stamp_mac(secret: &[u8], ms: i64) -> String {
-    mac_hex(secret, &format!("contact:{ms}"))
-}
-
-/// Hex HMAC-SHA256 of `message` under the instance secret (empty if the key is unusable).
-fn mac_hex(secret: &[u8], message: &str) -> String {
-    let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(message.as_bytes());
-    mtdesk_http::auth::hex(&mac.finalize().into_bytes())
+    mtdesk_http::auth::keyed_hex(secret, &format!("contact:{ms}"))
 }
 
 /// The render time of a stamp this server signed, or `None`.
@@ -166,7 +154,10 @@ pub async fn send(
         email: parsed.email.as_str().to_string(),
         topic: parsed.topic.as_str().to_string(),
         message: parsed.message.clone(),
-        ip_hash: mac_hex(&state.config.secret_key, &format!("contact-ip:{ip}")),
+        ip_hash: mtdesk_http::auth::keyed_hex(
+            &state.config.secret_key,
+            &format!("contact-ip:{ip}"),
+        ),
     };
     let record = match state
         .store

@@ -179,12 +179,16 @@ pub fn csrf_token(state: &AppState, headers: &HeaderMap) -> (String, Option<Stri
 }
 
 fn csrf_for(state: &AppState, cookie_value: &str) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(&state.config.secret_key) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(b"csrf:");
-    mac.update(cookie_value.as_bytes());
+    keyed_hex(&state.config.secret_key, &format!("csrf:{cookie_value}"))
+}
+
+/// Lowercase hex HMAC-SHA256 of `message` under `key` (the instance secret): how the web layer derives
+/// CSRF tokens, device ids, signed form stamps and keyed hashes of addresses.
+pub fn keyed_hex(key: &[u8], message: &str) -> String {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(message.as_bytes());
     hex(&mac.finalize().into_bytes())
 }
 

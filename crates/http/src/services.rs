@@ -489,7 +489,6 @@ pub fn device_label(user_agent: &str) -> String {
 /// The device key: HMAC(instance secret, the User-Agent without version numbers), so a browser update is
 /// not a new device and the stored key cannot be turned back into the User-Agent.
 fn device_hash(state: &AppState, user_agent: &str) -> String {
-    use hmac::{Hmac, KeyInit, Mac};
     let normalized: String = user_agent
         .trim()
         .to_ascii_lowercase()
@@ -497,12 +496,7 @@ fn device_hash(state: &AppState, user_agent: &str) -> String {
         .filter(|c| !c.is_ascii_digit() && *c != '.' && *c != '_')
         .take(512)
         .collect();
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&state.config.secret_key) else {
-        return auth::sha256_hex(&normalized);
-    };
-    mac.update(b"device:");
-    mac.update(normalized.as_bytes());
-    auth::hex(&mac.finalize().into_bytes())
+    auth::keyed_hex(&state.config.secret_key, &format!("device:{normalized}"))
 }
 
 /// Records the device an account was created from, without a notice (the owner is right there).
